@@ -49,8 +49,12 @@ class CandleArrays:
     def head(self, n: int) -> CandleArrays:
         """The first ``n`` candles (what a live run had seen at candle ``n - 1``)."""
         return CandleArrays(
-            self.timestamp[:n], self.open[:n], self.high[:n], self.low[:n],
-            self.close[:n], self.volume[:n],
+            self.timestamp[:n],
+            self.open[:n],
+            self.high[:n],
+            self.low[:n],
+            self.close[:n],
+            self.volume[:n],
         )
 
     def candle(self, i: int) -> Candle:

@@ -1,0 +1,39 @@
+"""Exchanges behind one port: the ccxt adapter, the paper exchange and the replay feed.
+
+Importing this package never imports ccxt (the ccxt adapter loads it only when used), so the
+signal and risk functions do not pay its import cost.
+"""
+
+from __future__ import annotations
+
+from tickstep.exchanges.ccxt_adapter import CcxtExchange, build_ccxt_client, translate_ccxt_error
+from tickstep.exchanges.errors import (
+    AmbiguousOrderError,
+    AuthenticationFailed,
+    ExchangeError,
+    FatalExchangeError,
+    RetryableExchangeError,
+)
+from tickstep.exchanges.paper import PaperExchange, PaperState, PriceSource
+from tickstep.exchanges.port import CandleSource, ExchangePort, is_external, order_identity
+from tickstep.exchanges.replay import ReplayFeed, SimClock
+
+__all__ = [
+    "AmbiguousOrderError",
+    "AuthenticationFailed",
+    "CandleSource",
+    "CcxtExchange",
+    "ExchangeError",
+    "ExchangePort",
+    "FatalExchangeError",
+    "PaperExchange",
+    "PaperState",
+    "PriceSource",
+    "ReplayFeed",
+    "RetryableExchangeError",
+    "SimClock",
+    "build_ccxt_client",
+    "is_external",
+    "order_identity",
+    "translate_ccxt_error",
+]

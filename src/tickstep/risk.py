@@ -1,0 +1,463 @@
+"""Risk: size an order intent and judge it, returning a decision instead of raising.
+
+Every guard is a pure function of the intent, a :class:`RiskContext` snapshot and the
+:class:`RiskLimits`, so the risk Lambda, the offline runtime and backtests share one
+implementation and a test can state any situation directly. A guard answers with a
+:class:`Check`; :func:`evaluate` runs them all, so a denial names every reason at once.
+
+The guards that stop risk being added (notional, position, exposure, loss limits, cooldown)
+only gate BUYs: in a long-only spot system a SELL can only shrink exposure, and blocking it
+would trap a position in exactly the situations those guards exist for (freqtrade's
+protections likewise block entries, never exits). Only the kill switch (HALTED) stops a SELL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal, localcontext
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from tickstep.models import (
+    Amount,
+    EpochMs,
+    MarketRules,
+    Model,
+    OrderIntent,
+    OrderType,
+    Price,
+    ReasonCode,
+    RiskDecision,
+    Side,
+    TradingState,
+)
+
+__all__ = [
+    "HOUR_MS",
+    "STALE_AFTER_TIMEFRAMES",
+    "Check",
+    "EquityFractionSizing",
+    "FixedQuoteSizing",
+    "RiskContext",
+    "RiskLimits",
+    "Sizing",
+    "check_balance",
+    "check_cooldown",
+    "check_market_amount",
+    "check_market_notional",
+    "check_max_daily_loss",
+    "check_max_drawdown",
+    "check_max_exposure",
+    "check_max_notional",
+    "check_max_orders_per_hour",
+    "check_max_position",
+    "check_price_band",
+    "check_stale_data",
+    "check_trading_state",
+    "evaluate",
+    "order_price",
+    "quote_budget",
+    "run_guards",
+    "size_order",
+]
+
+HOUR_MS = 3_600_000
+STALE_AFTER_TIMEFRAMES = 2
+"""A candle that closed more than this many timeframes ago means ingestion has fallen behind."""
+
+PositiveMoney = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class FixedQuoteSizing(Model):
+    """Spend the same quote amount on every buy (e.g. 0.005 BTC)."""
+
+    kind: Literal["fixed_quote"] = "fixed_quote"
+    quote_amount: PositiveMoney
+
+
+class EquityFractionSizing(Model):
+    """Spend a fraction of current equity on every buy, so size follows the account."""
+
+    kind: Literal["equity_fraction"] = "equity_fraction"
+    fraction: Fraction
+
+
+Sizing = Annotated[FixedQuoteSizing | EquityFractionSizing, Field(discriminator="kind")]
+
+
+class RiskLimits(Model):
+    """The operator's limits; every money value is in the market's quote currency."""
+
+    max_notional_per_order: PositiveMoney
+    max_position_per_market: PositiveMoney
+    max_total_exposure: PositiveMoney
+    max_daily_loss: PositiveMoney = Field(description="loss since the day started that halts")
+    max_drawdown: Fraction = Field(description="fall from peak equity that halts, e.g. 0.2")
+    cooldown_after_loss_ms: int = Field(ge=0)
+    max_orders_per_hour: int = Field(gt=0)
+    price_band: Annotated[Decimal, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        description="furthest a limit price may sit from the last close, as a fraction"
+    )
+    sizing: Sizing
+    size_by_confidence: bool = Field(
+        default=False, description="scale a buy's budget by the intent's confidence, when set"
+    )
+    fee_allowance: Annotated[Decimal, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
+        default=Decimal("0.001"), description="fee rate a buy must be able to pay on top"
+    )
+
+
+class RiskContext(Model):
+    """What risk knows about the account and the market at one instant, gathered by the caller.
+
+    The clock is ``now_ms`` rather than a clock read, so a decision can be replayed exactly.
+    """
+
+    now_ms: EpochMs
+    trading_state: TradingState
+    position: Amount = Field(description="base amount held in this market")
+    total_exposure: Amount = Field(description="quote value of every position, this one too")
+    free_quote: Amount
+    free_base: Amount
+    equity: Amount
+    peak_equity: Amount
+    day_start_equity: Amount
+    last_losing_trade_ms: EpochMs | None = None
+    recent_order_times_ms: tuple[EpochMs, ...] = Field(
+        default=(), description="when orders were placed; only the last hour's count"
+    )
+    last_candle_time: EpochMs = Field(description="open time of the latest stored candle")
+    last_close: Price
+    rules: MarketRules
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One guard's verdict; ``reason`` is APPROVED when ``ok``."""
+
+    ok: bool
+    reason: ReasonCode
+    detail: str = ""
+    new_trading_state: TradingState | None = None
+
+
+_PASS = Check(ok=True, reason=ReasonCode.APPROVED)
+
+
+def _deny(reason: ReasonCode, detail: str, *, halt: bool = False) -> Check:
+    return Check(
+        ok=False,
+        reason=reason,
+        detail=detail,
+        new_trading_state=TradingState.HALTED if halt else None,
+    )
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def order_price(intent: OrderIntent, ctx: RiskContext) -> Decimal:
+    """The price an order is valued at: its limit price on the market's grid, else the
+    reference price the strategy saw (a market order has no price of its own)."""
+    if intent.limit_price is not None:
+        return ctx.rules.price_to_precision(intent.limit_price)
+    return intent.reference_price
+
+
+def quote_budget(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Decimal:
+    """How much quote a BUY may spend, before the market's precision trims it."""
+    sizing = limits.sizing
+    if isinstance(sizing, FixedQuoteSizing):
+        budget = sizing.quote_amount
+    else:
+        budget = ctx.equity * sizing.fraction
+    if limits.size_by_confidence and intent.confidence is not None:
+        budget *= Decimal(str(intent.confidence))
+    return budget
+
+
+def size_order(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Decimal:
+    """The base amount to trade, truncated to the market's amount step.
+
+    A SELL closes the whole position (long-only spot has nothing else to sell). Every step of
+    a BUY's arithmetic rounds toward zero, so the amount never costs more than the budget.
+    """
+    if intent.side is Side.SELL:
+        return ctx.rules.amount_to_precision(ctx.position)
+    price = order_price(intent, ctx)
+    if price <= 0:
+        return Decimal(0)
+    with localcontext() as decimal_context:
+        decimal_context.rounding = ROUND_DOWN
+        return ctx.rules.amount_to_precision(quote_budget(intent, ctx, limits) / price)
+
+
+def check_trading_state(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """The kill switch: HALTED places nothing; REDUCING only sells what is held."""
+    if ctx.trading_state is TradingState.HALTED:
+        return _deny(ReasonCode.TRADING_HALTED, "trading is halted: no new orders")
+    if ctx.trading_state is TradingState.REDUCING:
+        if intent.side is Side.BUY:
+            return _deny(ReasonCode.REDUCE_ONLY, "trading is reduce-only: a buy would add")
+        if amount > ctx.position:
+            return _deny(
+                ReasonCode.REDUCE_ONLY,
+                f"reduce-only: selling {_fmt(amount)} exceeds the {_fmt(ctx.position)} held",
+            )
+    return _PASS
+
+
+def check_max_notional(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """Caps what one BUY may cost, whatever sizing asked for (a fat-finger guard)."""
+    if intent.side is Side.SELL:
+        return _PASS
+    notional = amount * order_price(intent, ctx)
+    if notional > limits.max_notional_per_order:
+        return _deny(
+            ReasonCode.MAX_NOTIONAL,
+            f"order notional {_fmt(notional)} exceeds {_fmt(limits.max_notional_per_order)}",
+        )
+    return _PASS
+
+
+def check_max_position(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """Caps this market's position value after a BUY fills, at the order's price."""
+    if intent.side is Side.SELL:
+        return _PASS
+    value = (ctx.position + amount) * order_price(intent, ctx)
+    if value > limits.max_position_per_market:
+        return _deny(
+            ReasonCode.MAX_POSITION,
+            f"position value {_fmt(value)} would exceed {_fmt(limits.max_position_per_market)}",
+        )
+    return _PASS
+
+
+def check_max_exposure(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """Caps the value of every position together after a BUY fills."""
+    if intent.side is Side.SELL:
+        return _PASS
+    exposure = ctx.total_exposure + amount * order_price(intent, ctx)
+    if exposure > limits.max_total_exposure:
+        return _deny(
+            ReasonCode.MAX_EXPOSURE,
+            f"total exposure {_fmt(exposure)} would exceed {_fmt(limits.max_total_exposure)}",
+        )
+    return _PASS
+
+
+def check_max_daily_loss(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """Reaching the day's loss limit denies a BUY and asks for HALTED: a person must look."""
+    if intent.side is Side.SELL:
+        return _PASS
+    loss = ctx.day_start_equity - ctx.equity
+    if loss >= limits.max_daily_loss:
+        return _deny(
+            ReasonCode.MAX_DAILY_LOSS,
+            f"daily loss {_fmt(loss)} reached the limit {_fmt(limits.max_daily_loss)}",
+            halt=True,
+        )
+    return _PASS
+
+
+def check_max_drawdown(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """Reaching the drawdown limit denies a BUY and asks for HALTED: a person must look."""
+    if intent.side is Side.SELL or ctx.peak_equity <= 0:
+        return _PASS
+    drawdown = (ctx.peak_equity - ctx.equity) / ctx.peak_equity
+    if drawdown >= limits.max_drawdown:
+        return _deny(
+            ReasonCode.MAX_DRAWDOWN,
+            f"drawdown {drawdown:.2%} from peak reached the limit {limits.max_drawdown:.2%}",
+            halt=True,
+        )
+    return _PASS
+
+
+def check_cooldown(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """No BUY for a while after a losing trade, so a losing streak cannot compound quickly."""
+    if intent.side is Side.SELL or ctx.last_losing_trade_ms is None:
+        return _PASS
+    elapsed = ctx.now_ms - ctx.last_losing_trade_ms
+    if elapsed < limits.cooldown_after_loss_ms:
+        return _deny(
+            ReasonCode.COOLDOWN,
+            f"cooling down after a loss: {limits.cooldown_after_loss_ms - elapsed} ms left",
+        )
+    return _PASS
+
+
+def check_max_orders_per_hour(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """Bounds the order rate on both sides, so a runaway loop cannot churn the account."""
+    since = ctx.now_ms - HOUR_MS
+    count = sum(1 for placed in ctx.recent_order_times_ms if placed > since)
+    if count >= limits.max_orders_per_hour:
+        return _deny(
+            ReasonCode.MAX_ORDERS_PER_HOUR,
+            f"{count} orders in the last hour, limit {limits.max_orders_per_hour}",
+        )
+    return _PASS
+
+
+def check_stale_data(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """Refuses to trade on a price that ingestion stopped updating."""
+    timeframe = intent.market.timeframe_ms
+    age = ctx.now_ms - (ctx.last_candle_time + timeframe)
+    if age > STALE_AFTER_TIMEFRAMES * timeframe:
+        return _deny(
+            ReasonCode.STALE_DATA,
+            f"last candle closed {age} ms ago, more than {STALE_AFTER_TIMEFRAMES} x "
+            f"{intent.market.timeframe}",
+        )
+    return _PASS
+
+
+def check_price_band(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """A limit price far from the last close is a mistake, not a strategy."""
+    if intent.order_type is not OrderType.LIMIT:
+        return _PASS
+    price = order_price(intent, ctx)
+    if price <= 0:
+        return _deny(ReasonCode.PRICE_BAND, "limit price rounds to zero at the price step")
+    deviation = abs(price - ctx.last_close) / ctx.last_close
+    if deviation > limits.price_band:
+        return _deny(
+            ReasonCode.PRICE_BAND,
+            f"limit price {_fmt(price)} is {deviation:.2%} from the last close "
+            f"{_fmt(ctx.last_close)}, band {limits.price_band:.2%}",
+        )
+    return _PASS
+
+
+def check_market_amount(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """The exchange's amount limits, judged on the amount it will actually receive."""
+    rules = ctx.rules
+    if intent.side is Side.SELL and ctx.position == 0:
+        return _PASS  # nothing to sell: check_balance reports NO_POSITION, the one true reason
+    rounded = rules.amount_to_precision(amount)
+    if rounded <= 0 or rounded < rules.min_amount:
+        return _deny(
+            ReasonCode.BELOW_MIN_AMOUNT,
+            f"amount {_fmt(rounded)} is below the market minimum {_fmt(rules.min_amount)}",
+        )
+    if rules.max_amount is not None and rounded > rules.max_amount:
+        return _deny(
+            ReasonCode.ABOVE_MAX_AMOUNT,
+            f"amount {_fmt(rounded)} is above the market maximum {_fmt(rules.max_amount)}",
+        )
+    return _PASS
+
+
+def check_market_notional(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """The exchange's cost limits (ccxt ``limits.cost``), so it never rejects the order.
+
+    A zero amount has no cost to judge: :func:`check_market_amount` already names it.
+    """
+    rules = ctx.rules
+    cost = rules.amount_to_precision(amount) * order_price(intent, ctx)
+    if cost <= 0:
+        return _PASS
+    if cost < rules.min_cost:
+        return _deny(
+            ReasonCode.BELOW_MIN_NOTIONAL,
+            f"notional {_fmt(cost)} is below the market minimum {_fmt(rules.min_cost)}",
+        )
+    if rules.max_cost is not None and cost > rules.max_cost:
+        return _deny(
+            ReasonCode.ABOVE_MAX_NOTIONAL,
+            f"notional {_fmt(cost)} is above the market maximum {_fmt(rules.max_cost)}",
+        )
+    return _PASS
+
+
+def check_balance(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> Check:
+    """The account can pay for a BUY with its fee, or holds what a SELL sells."""
+    rounded = ctx.rules.amount_to_precision(amount)
+    if intent.side is Side.BUY:
+        needed = rounded * order_price(intent, ctx) * (1 + limits.fee_allowance)
+        if needed > ctx.free_quote:
+            return _deny(
+                ReasonCode.INSUFFICIENT_BALANCE,
+                f"buy needs {_fmt(needed)} {intent.market.quote} with fees, "
+                f"{_fmt(ctx.free_quote)} free",
+            )
+        return _PASS
+    if ctx.position <= 0:
+        return _deny(ReasonCode.NO_POSITION, f"no {intent.market.base} position to sell")
+    if rounded > ctx.free_base:
+        return _deny(
+            ReasonCode.INSUFFICIENT_BALANCE,
+            f"sell of {_fmt(rounded)} {intent.market.base} exceeds {_fmt(ctx.free_base)} free",
+        )
+    return _PASS
+
+
+def run_guards(
+    intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
+) -> tuple[Check, ...]:
+    """Every guard's verdict, in a fixed order (the order denial reasons are listed in)."""
+    return (
+        check_trading_state(intent, ctx, limits, amount),
+        check_max_daily_loss(intent, ctx, limits),
+        check_max_drawdown(intent, ctx, limits),
+        check_cooldown(intent, ctx, limits),
+        check_max_orders_per_hour(intent, ctx, limits),
+        check_stale_data(intent, ctx, limits),
+        check_price_band(intent, ctx, limits),
+        check_max_notional(intent, ctx, limits, amount),
+        check_max_position(intent, ctx, limits, amount),
+        check_max_exposure(intent, ctx, limits, amount),
+        check_market_amount(intent, ctx, limits, amount),
+        check_market_notional(intent, ctx, limits, amount),
+        check_balance(intent, ctx, limits, amount),
+    )
+
+
+def evaluate(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> RiskDecision:
+    """Size the intent and run every guard: approve it, or deny it with every reason.
+
+    ``new_trading_state`` is HALTED only when a loss guard tripped and trading is not already
+    halted, so the caller can write it straight to the kill switch.
+    """
+    amount = size_order(intent, ctx, limits)
+    failed = [check for check in run_guards(intent, ctx, limits, amount) if not check.ok]
+    if not failed:
+        price = order_price(intent, ctx)
+        return RiskDecision(
+            intent_id=intent.intent_id,
+            approved=True,
+            amount=amount,
+            price=price if intent.order_type is OrderType.LIMIT else None,
+            reasons=(ReasonCode.APPROVED,),
+            detail=(
+                f"{intent.side.value} {_fmt(amount)} {intent.market.base} at {_fmt(price)} "
+                f"{intent.market.quote} (notional {_fmt(amount * price)})"
+            ),
+        )
+    halt = ctx.trading_state is not TradingState.HALTED and any(
+        check.new_trading_state is TradingState.HALTED for check in failed
+    )
+    return RiskDecision(
+        intent_id=intent.intent_id,
+        approved=False,
+        reasons=tuple(dict.fromkeys(check.reason for check in failed)),
+        detail="; ".join(check.detail for check in failed),
+        new_trading_state=TradingState.HALTED if halt else None,
+    )

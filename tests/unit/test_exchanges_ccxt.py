@@ -1,0 +1,600 @@
+"""The ccxt adapter against a fake ccxt client (and a real ccxt.binance with canned HTTP)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import pytest
+
+from tickstep.exchanges import (
+    AmbiguousOrderError,
+    AuthenticationFailed,
+    CcxtExchange,
+    ExchangeError,
+    ExchangePort,
+    FatalExchangeError,
+    RetryableExchangeError,
+    is_external,
+    translate_ccxt_error,
+)
+from tickstep.exchanges.ccxt_adapter import ERROR_TABLE
+from tickstep.models import Market, MarketRules, OrderStatus, OrderType, Side
+from tickstep.orders import intent_id
+
+MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
+NOW = 1_700_000_000_000
+FIVE_MIN = 300_000
+CID = intent_id("sma", MARKET, NOW - FIVE_MIN, Side.BUY)
+
+CCXT_MARKET: dict[str, Any] = {
+    "id": "ETHBTC",
+    "symbol": "ETH/BTC",
+    "base": "ETH",
+    "quote": "BTC",
+    "baseId": "ETH",
+    "quoteId": "BTC",
+    "type": "spot",
+    "spot": True,
+    "margin": False,
+    "swap": False,
+    "future": False,
+    "option": False,
+    "contract": False,
+    "linear": None,
+    "inverse": None,
+    "contractSize": None,
+    "active": True,
+    "precision": {"amount": 0.0001, "price": 0.00001},
+    "limits": {"amount": {"min": 0.0001, "max": 9000}, "cost": {"min": 0.0001}, "price": {}},
+    "info": {"orderTypes": ["LIMIT", "MARKET"]},
+}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a unit test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    yield
+
+
+@pytest.fixture(scope="module")
+def binance() -> ccxt.binance:
+    """A real ccxt.binance with its markets set from a dict: ccxt's own precision helpers."""
+    client = ccxt.binance({"apiKey": "key", "secret": "secret"})
+    client.set_markets([CCXT_MARKET])
+    return client
+
+
+class FakeCcxt:
+    """The slice of a ccxt client the adapter uses; raises real ccxt errors on request."""
+
+    precisionMode = 4  # noqa: N815 -- ccxt's attribute name
+
+    def __init__(self, binance: ccxt.binance) -> None:
+        self._precision = binance
+        self.markets: dict[str, Any] = binance.markets
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.errors: dict[str, Exception] = {}
+        self.ohlcv: list[list[Any]] = []
+        self.open_orders: list[dict[str, Any]] = []
+        self.closed_orders: list[dict[str, Any]] = []
+        self.balance: dict[str, Any] = {}
+        self.order_response: dict[str, Any] = {"id": "1", "status": "open", "filled": 0.0}
+
+    def _call(self, name: str, *args: Any) -> None:
+        self.calls.append((name, args))
+        if name in self.errors:
+            raise self.errors[name]
+
+    def milliseconds(self) -> int:
+        return NOW
+
+    def load_markets(self, reload: bool = False) -> dict[str, Any]:
+        self._call("load_markets")
+        return self.markets
+
+    def amount_to_precision(self, symbol: str, amount: str) -> str:
+        self._call("amount_to_precision", symbol, amount)
+        return str(self._precision.amount_to_precision(symbol, amount))
+
+    def price_to_precision(self, symbol: str, price: str) -> str:
+        self._call("price_to_precision", symbol, price)
+        return str(self._precision.price_to_precision(symbol, price))
+
+    def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None, limit: int | None
+    ) -> list[list[Any]]:
+        self._call("fetch_ohlcv", symbol, timeframe, since, limit)
+        return self.ohlcv
+
+    def create_order(  # noqa: PLR0917 -- ccxt's signature
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: str,
+        price: str | None,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        self._call("create_order", symbol, type, side, amount, price, params)
+        return self.order_response
+
+    def fetch_order(self, id: str, symbol: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._call("fetch_order", id, symbol, params)
+        return self.order_response
+
+    def fetch_open_orders(self, symbol: str) -> list[dict[str, Any]]:
+        self._call("fetch_open_orders", symbol)
+        return self.open_orders
+
+    def fetch_closed_orders(self, symbol: str, since: int | None) -> list[dict[str, Any]]:
+        self._call("fetch_closed_orders", symbol, since)
+        return self.closed_orders
+
+    def fetch_balance(self) -> dict[str, Any]:
+        self._call("fetch_balance")
+        return self.balance
+
+
+@pytest.fixture
+def fake(binance: ccxt.binance) -> FakeCcxt:
+    return FakeCcxt(binance)
+
+
+@pytest.fixture
+def exchange(fake: FakeCcxt) -> CcxtExchange:
+    return CcxtExchange(fake)
+
+
+def ccxt_order(**fields: Any) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "id": "77",
+        "clientOrderId": CID,
+        "timestamp": NOW - 1000,
+        "status": "open",
+        "symbol": "ETH/BTC",
+        "type": "limit",
+        "side": "buy",
+        "price": 0.05,
+        "amount": 0.5,
+        "filled": 0.0,
+        "average": None,
+        "cost": 0.0,
+        "fee": None,
+        "fees": [],
+    }
+    order.update(fields)
+    return order
+
+
+# -- error translation ---------------------------------------------------------------------
+
+READ_CASES = [
+    (ccxt.AccountSuspended, AuthenticationFailed, "account_suspended"),
+    (ccxt.AccountNotEnabled, AuthenticationFailed, "permission_denied"),
+    (ccxt.PermissionDenied, AuthenticationFailed, "permission_denied"),
+    (ccxt.AuthenticationError, AuthenticationFailed, "authentication"),
+    (ccxt.InsufficientFunds, FatalExchangeError, "insufficient_funds"),
+    (ccxt.DuplicateOrderId, FatalExchangeError, "duplicate_client_order_id"),
+    (ccxt.OrderNotFound, FatalExchangeError, "order_not_found"),
+    (ccxt.OrderImmediatelyFillable, FatalExchangeError, "invalid_order"),
+    (ccxt.InvalidOrder, FatalExchangeError, "invalid_order"),
+    (ccxt.BadSymbol, FatalExchangeError, "bad_symbol"),
+    (ccxt.BadRequest, FatalExchangeError, "bad_request"),
+    (ccxt.NotSupported, FatalExchangeError, "not_supported"),
+    (ccxt.MarketClosed, FatalExchangeError, "exchange_error"),
+    (ccxt.ArgumentsRequired, FatalExchangeError, "exchange_error"),
+    (ccxt.ExchangeError, FatalExchangeError, "exchange_error"),
+    (ccxt.RateLimitExceeded, RetryableExchangeError, "rate_limited"),
+    (ccxt.DDoSProtection, RetryableExchangeError, "ddos_protection"),
+    (ccxt.OnMaintenance, RetryableExchangeError, "on_maintenance"),
+    (ccxt.ExchangeNotAvailable, RetryableExchangeError, "exchange_not_available"),
+    (ccxt.RequestTimeout, RetryableExchangeError, "request_timeout"),
+    (ccxt.InvalidNonce, RetryableExchangeError, "network_error"),
+    (ccxt.NetworkError, RetryableExchangeError, "network_error"),
+    (ccxt.NullResponse, RetryableExchangeError, "operation_failed"),
+    (ccxt.BadResponse, RetryableExchangeError, "operation_failed"),
+    (ccxt.OperationFailed, RetryableExchangeError, "operation_failed"),
+    (ccxt.BaseError, FatalExchangeError, "unknown"),
+]
+
+CREATE_CASES = [
+    (ccxt.AccountSuspended, AuthenticationFailed, "account_suspended"),
+    (ccxt.PermissionDenied, AuthenticationFailed, "permission_denied"),
+    (ccxt.AuthenticationError, AuthenticationFailed, "authentication"),
+    (ccxt.InsufficientFunds, FatalExchangeError, "insufficient_funds"),
+    (ccxt.DuplicateOrderId, AmbiguousOrderError, "duplicate_client_order_id"),
+    (ccxt.InvalidOrder, FatalExchangeError, "invalid_order"),
+    (ccxt.BadSymbol, FatalExchangeError, "bad_symbol"),
+    (ccxt.BadRequest, FatalExchangeError, "bad_request"),
+    (ccxt.ExchangeError, FatalExchangeError, "exchange_error"),
+    (ccxt.RateLimitExceeded, RetryableExchangeError, "rate_limited"),
+    (ccxt.DDoSProtection, AmbiguousOrderError, "ddos_protection"),
+    (ccxt.OnMaintenance, AmbiguousOrderError, "on_maintenance"),
+    (ccxt.ExchangeNotAvailable, AmbiguousOrderError, "exchange_not_available"),
+    (ccxt.RequestTimeout, AmbiguousOrderError, "request_timeout"),
+    (ccxt.NetworkError, AmbiguousOrderError, "network_error"),
+    (ccxt.BadResponse, AmbiguousOrderError, "operation_failed"),
+    (ccxt.BaseError, AmbiguousOrderError, "unknown"),
+]
+
+
+@pytest.mark.parametrize(("ccxt_error", "domain", "code"), READ_CASES)
+def test_read_error_translates_by_class_to_domain_error(
+    exchange: CcxtExchange, fake: FakeCcxt, ccxt_error: type[Exception], domain: type, code: str
+) -> None:
+    fake.errors["fetch_balance"] = ccxt_error("binance GET /api/v3/account 500")
+    with pytest.raises(ExchangeError) as caught:
+        exchange.fetch_balance()
+    assert type(caught.value) is domain
+    assert caught.value.code == code
+    assert isinstance(caught.value.__cause__, ccxt_error)
+
+
+@pytest.mark.parametrize(("ccxt_error", "domain", "code"), CREATE_CASES)
+def test_order_creation_error_translates_by_class_to_domain_error(
+    exchange: CcxtExchange, fake: FakeCcxt, ccxt_error: type[Exception], domain: type, code: str
+) -> None:
+    fake.errors["create_order"] = ccxt_error("binance POST /api/v3/order")
+    with pytest.raises(ExchangeError) as caught:
+        exchange.create_order(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+        )
+    assert type(caught.value) is domain
+    assert caught.value.code == code
+    assert str(caught.value).startswith(f"{code}: ")
+
+
+def test_every_error_table_row_is_a_real_ccxt_class_listed_after_its_subclasses() -> None:
+    names = [row[0] for row in ERROR_TABLE]
+    for i, name in enumerate(names):
+        cls = getattr(ccxt, name)
+        for later in names[i + 1 :]:
+            assert not issubclass(getattr(ccxt, later), cls), f"{later} is shadowed by {name}"
+    assert names[-1] == "BaseError"
+
+
+def test_translation_ignores_the_message_text() -> None:
+    error = translate_ccxt_error(ccxt.NetworkError("Account has insufficient balance"))
+    assert type(error) is RetryableExchangeError
+
+
+def test_translating_a_non_ccxt_exception_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        translate_ccxt_error(ValueError("nope"))
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("load_markets", lambda ex: ex.market_rules("ETH/BTC")),
+        ("fetch_ohlcv", lambda ex: ex.fetch_ohlcv(MARKET)),
+        ("fetch_open_orders", lambda ex: ex.fetch_open_orders(MARKET)),
+        ("fetch_closed_orders", lambda ex: ex.fetch_closed_orders(MARKET, 0)),
+        ("fetch_open_orders", lambda ex: ex.fetch_order_by_client_id(MARKET, CID)),
+        ("fetch_balance", lambda ex: ex.fetch_balance()),
+    ],
+)
+def test_network_error_on_any_read_is_retryable(
+    exchange: CcxtExchange, fake: FakeCcxt, method: str, call: Any
+) -> None:
+    fake.errors[method] = ccxt.NetworkError("connection reset")
+    with pytest.raises(RetryableExchangeError):
+        call(exchange)
+
+
+def test_network_error_before_the_send_is_retryable_not_ambiguous(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.errors["load_markets"] = ccxt.RequestTimeout("markets")
+    with pytest.raises(RetryableExchangeError):
+        exchange.create_order(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+        )
+    assert "create_order" not in [name for name, _ in fake.calls]
+
+
+def test_amount_below_precision_is_fatal_and_never_sent(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    with pytest.raises(FatalExchangeError) as caught:
+        exchange.create_order(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.00001"), price=None, client_order_id=CID
+        )
+    assert caught.value.code == "invalid_order"
+    assert "create_order" not in [name for name, _ in fake.calls]
+
+
+def test_unreadable_response_after_a_successful_send_is_ambiguous(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.order_response = {"id": "9", "status": "open", "filled": "not a number", "amount": -1}
+    with pytest.raises(AmbiguousOrderError) as caught:
+        exchange.create_order(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+        )
+    assert caught.value.code == "unreadable_response"
+
+
+# -- orders ----------------------------------------------------------------------------------
+
+
+def test_create_order_sends_precise_strings_and_the_client_order_id(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    order = exchange.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.LIMIT,
+        Decimal("0.123456"),
+        price=Decimal("0.0500049"),
+        client_order_id=CID,
+    )
+    sent = next(args for name, args in fake.calls if name == "create_order")
+    assert sent == ("ETH/BTC", "limit", "buy", "0.1234", "0.05", {"clientOrderId": CID})
+    assert order.amount == Decimal("0.1234")
+    assert order.price == Decimal("0.05")
+    assert order.intent_id == CID
+    assert order.client_order_id == CID
+    assert order.exchange_order_id == "1"
+    assert order.status is OrderStatus.SUBMITTED
+
+
+def test_limit_order_without_price_is_refused_before_sending(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    with pytest.raises(FatalExchangeError):
+        exchange.create_order(
+            MARKET, Side.BUY, OrderType.LIMIT, Decimal("0.1"), price=None, client_order_id=CID
+        )
+    assert fake.calls == []
+
+
+def test_create_order_through_real_ccxt_binance_sends_new_client_order_id(
+    binance: ccxt.binance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests: list[tuple[str, str, str]] = []
+
+    def canned(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        requests.append((method, url, body))
+        return {
+            "symbol": "ETHBTC",
+            "orderId": 42,
+            "clientOrderId": CID,
+            "transactTime": NOW,
+            "price": "0.0",
+            "origQty": "0.1234",
+            "executedQty": "0.1234",
+            "cummulativeQuoteQty": "0.00617",
+            "status": "FILLED",
+            "type": "MARKET",
+            "side": "BUY",
+            "fills": [
+                {
+                    "price": "0.05",
+                    "qty": "0.1234",
+                    "commission": "0.00000617",
+                    "commissionAsset": "BTC",
+                    "tradeId": 1,
+                },
+            ],
+        }
+
+    monkeypatch.setattr(binance, "fetch", canned)
+    order = CcxtExchange(binance, clock=lambda: NOW).create_order(
+        MARKET, Side.BUY, OrderType.MARKET, Decimal("0.12345678"), price=None, client_order_id=CID
+    )
+    [(method, _url, body)] = requests
+    assert method == "POST"
+    assert f"newClientOrderId={CID}" in body
+    assert "quantity=0.1234&" in body
+    assert order.status is OrderStatus.FILLED
+    assert order.filled == Decimal("0.1234")
+    assert order.average == Decimal("0.05")
+    assert order.fee == Decimal("0.00000617")
+    assert order.fee_currency == "BTC"
+
+
+def test_request_timeout_from_real_ccxt_binance_on_create_is_ambiguous(
+    binance: ccxt.binance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def timeout(*args: Any, **kwargs: Any) -> Any:
+        raise ccxt.RequestTimeout("binance POST https://api.binance.com/api/v3/order")
+
+    monkeypatch.setattr(binance, "fetch", timeout)
+    with pytest.raises(AmbiguousOrderError):
+        CcxtExchange(binance).create_order(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+        )
+
+
+@pytest.mark.parametrize(
+    ("status", "filled", "expected"),
+    [
+        ("open", 0.0, OrderStatus.SUBMITTED),
+        ("open", 0.2, OrderStatus.PARTIALLY_FILLED),
+        ("closed", 0.5, OrderStatus.FILLED),
+        ("closed", None, OrderStatus.FILLED),
+        ("canceled", 0.0, OrderStatus.CANCELLED),
+        ("canceled", 0.2, OrderStatus.CANCELLED),
+        ("expired", 0.0, OrderStatus.CANCELLED),
+        ("rejected", 0.0, OrderStatus.REJECTED),
+        (None, 0.0, OrderStatus.SUBMITTED),
+        (None, 0.5, OrderStatus.FILLED),
+        ("something_new", 0.0, OrderStatus.UNKNOWN),
+    ],
+)
+def test_ccxt_order_status_and_fill_map_to_order_status(
+    exchange: CcxtExchange,
+    fake: FakeCcxt,
+    status: str | None,
+    filled: float | None,
+    expected: OrderStatus,
+) -> None:
+    fake.open_orders = [ccxt_order(status=status, filled=filled)]
+    [order] = exchange.fetch_open_orders(MARKET)
+    assert order.status is expected
+
+
+def test_closed_order_without_filled_counts_as_completely_filled(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.closed_orders = [ccxt_order(status="closed", filled=None, cost=0.025)]
+    [order] = exchange.fetch_closed_orders(MARKET, NOW - 10_000)
+    assert order.filled == Decimal("0.5")
+    assert order.average == Decimal("0.05")
+    assert fake.calls[-1] == ("fetch_closed_orders", ("ETH/BTC", NOW - 10_000))
+
+
+def test_order_numbers_parse_exactly_as_decimals(exchange: CcxtExchange, fake: FakeCcxt) -> None:
+    fake.open_orders = [
+        ccxt_order(
+            price=5.29e-05,
+            amount=0.3,
+            filled=0.1,
+            average=5.28e-05,
+            fee={"cost": 1e-08, "currency": "BTC"},
+            lastTradeTimestamp=NOW,
+        )
+    ]
+    [order] = exchange.fetch_open_orders(MARKET)
+    assert order.price == Decimal("0.0000529")
+    assert order.amount == Decimal("0.3")
+    assert order.filled == Decimal("0.1")
+    assert order.average == Decimal("0.0000528")
+    assert (order.fee, order.fee_currency) == (Decimal("1e-08"), "BTC")
+    assert (order.created_at, order.updated_at) == (NOW - 1000, NOW)
+
+
+def test_fees_in_one_currency_are_summed_and_a_rebate_records_zero(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fees = [{"cost": 0.1, "currency": "BTC"}, {"cost": 0.2, "currency": "BTC"}]
+    rebate = [{"cost": -0.1, "currency": "BTC"}]
+    fake.open_orders = [ccxt_order(fees=fees), ccxt_order(id="78", fees=rebate)]
+    summed, rebated = exchange.fetch_open_orders(MARKET)
+    assert summed.fee == Decimal("0.3")
+    assert rebated.fee == Decimal(0)
+
+
+def test_order_placed_outside_the_pipeline_is_external_with_a_stable_id(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.open_orders = [ccxt_order(clientOrderId="web_pCCGp9AIHjziKLlpGpXI")]
+    [first] = exchange.fetch_open_orders(MARKET)
+    [again] = exchange.fetch_open_orders(MARKET)
+    assert is_external(first)
+    assert first.intent_id.startswith("ex")
+    assert first.intent_id == again.intent_id
+    assert first.client_order_id == "web_pCCGp9AIHjziKLlpGpXI"
+
+
+def test_order_with_our_client_order_id_is_not_external(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.open_orders = [ccxt_order()]
+    [order] = exchange.fetch_open_orders(MARKET)
+    assert not is_external(order)
+    assert order.intent_id == CID
+
+
+def test_lookup_by_client_id_finds_an_open_order_first(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.open_orders = [ccxt_order(id="1", clientOrderId="other"), ccxt_order(id="2")]
+    order = exchange.fetch_order_by_client_id(MARKET, CID)
+    assert order is not None
+    assert order.exchange_order_id == "2"
+    assert "fetch_closed_orders" not in [name for name, _ in fake.calls]
+
+
+def test_lookup_by_client_id_falls_back_to_recent_closed_orders(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.closed_orders = [ccxt_order(id="3", status="closed", filled=0.5)]
+    order = exchange.fetch_order_by_client_id(MARKET, CID)
+    assert order is not None
+    assert order.status is OrderStatus.FILLED
+    assert ("fetch_closed_orders", ("ETH/BTC", NOW - 86_400_000)) in fake.calls
+
+
+def test_lookup_by_client_id_returns_none_when_the_exchange_has_no_such_order(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.open_orders = [ccxt_order(clientOrderId="other")]
+    assert exchange.fetch_order_by_client_id(MARKET, CID) is None
+
+
+def test_lookup_by_fetch_order_passes_the_client_order_id(fake: FakeCcxt) -> None:
+    fake.order_response = ccxt_order(id="5", status="closed", filled=0.5)
+    order = CcxtExchange(fake, lookup_by_fetch_order=True).fetch_order_by_client_id(MARKET, CID)
+    assert order is not None
+    assert order.exchange_order_id == "5"
+    assert fake.calls == [("fetch_order", (CID, "ETH/BTC", {"clientOrderId": CID}))]
+
+
+def test_lookup_by_fetch_order_turns_order_not_found_into_none(fake: FakeCcxt) -> None:
+    fake.errors["fetch_order"] = ccxt.OrderNotFound("binance -2013 Order does not exist")
+    exchange = CcxtExchange(fake, lookup_by_fetch_order=True)
+    assert exchange.fetch_order_by_client_id(MARKET, CID) is None
+
+
+# -- candles, markets, balances --------------------------------------------------------------
+
+
+def test_fetch_ohlcv_parses_decimals_and_drops_the_forming_candle(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    closed_at_now = NOW - FIVE_MIN
+    fake.ohlcv = [
+        [closed_at_now - FIVE_MIN, 0.05, 0.051, 0.049, 0.0505, 12.5],
+        [closed_at_now, 5.29e-05, 5.3e-05, 5.2e-05, 5.25e-05, None],
+        [closed_at_now + FIVE_MIN, 0.05, 0.05, 0.05, 0.05, 1.0],  # forming
+    ]
+    candles = exchange.fetch_ohlcv(MARKET, since_ms=0, limit=3)
+    assert [c.timestamp for c in candles] == [closed_at_now - FIVE_MIN, closed_at_now]
+    assert candles[1].open == Decimal("0.0000529")
+    assert candles[1].volume == Decimal(0)
+    assert fake.calls == [("fetch_ohlcv", ("ETH/BTC", "5m", 0, 3))]
+
+
+def test_market_rules_read_ccxt_precision_and_limits(exchange: CcxtExchange) -> None:
+    assert exchange.market_rules("ETH/BTC") == MarketRules(
+        amount_step=Decimal("0.0001"),
+        price_step=Decimal("0.00001"),
+        min_amount=Decimal("0.0001"),
+        max_amount=Decimal(9000),
+        min_cost=Decimal("0.0001"),
+    )
+
+
+def test_market_rules_of_an_unlisted_symbol_is_bad_symbol(exchange: CcxtExchange) -> None:
+    with pytest.raises(FatalExchangeError) as caught:
+        exchange.market_rules("DOGE/BTC")
+    assert caught.value.code == "bad_symbol"
+
+
+def test_fetch_balance_keeps_free_and_used_per_currency(
+    exchange: CcxtExchange, fake: FakeCcxt
+) -> None:
+    fake.balance = {
+        "info": {},
+        "free": {"BTC": 0.1, "ETH": 2.0, "LDeth.2": 1.0},
+        "used": {"BTC": 0.05, "ETH": None},
+        "total": {"BTC": 0.15, "ETH": 2.0},
+    }
+    balances = exchange.fetch_balance()
+    assert set(balances) == {"BTC", "ETH"}
+    assert balances["BTC"].free == Decimal("0.1")
+    assert balances["BTC"].total == Decimal("0.15")
+    assert balances["ETH"].used == Decimal(0)
+
+
+def test_adapter_satisfies_the_exchange_port(exchange: CcxtExchange) -> None:
+    assert isinstance(exchange, ExchangePort)

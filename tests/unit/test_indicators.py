@@ -1,0 +1,285 @@
+"""Indicators match TA-Lib (the reference definitions) to 1e-9 relative, NaN for NaN."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import talib
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from tickstep import indicators
+from tickstep.candles import CandleArrays, bundled_file, load_csv
+from tickstep.indicators import FloatArray
+
+RTOL = 1e-9
+PERIODS = [2, 3, 5, 14, 20, 50, 200]
+CANDLE_FILES = ["ETH-BTC_5m.csv", "XRP-ETH_1m.csv"]
+
+
+def assert_matches(ours: FloatArray, theirs: FloatArray, atol: float = 0.0) -> None:
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs), err_msg="NaN positions")
+    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=atol)
+
+
+def macd_atol(close: FloatArray, slow: int) -> float:
+    """MACD outputs are differences of price-sized EMAs, so near a crossing their relative
+    error is unbounded for any two implementations. Their absolute error is bounded by the
+    price scale and grows with the slow period (measured: ~1e-15 of price at slow=50,
+    ~3e-13 at slow=10,000); this allows 100x that."""
+    return 1e-14 * max(slow, 100) * float(np.max(np.abs(close)))
+
+
+def band_atol(close: FloatArray) -> float:
+    """A lower band can cross zero, where relative error means nothing; there TA-Lib's
+    running-sum SMA is the less exact side (3e-12 off an exact mean at period 5,000, where
+    ours is exact), so allow an error of 1e-12 of the price scale."""
+    return 1e-12 * float(np.max(np.abs(close))) if len(close) else 0.0
+
+
+def random_walk(n: int, seed: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-2, n)))
+    high = close * (1.0 + rng.random(n) * 1e-2)
+    low = close * (1.0 - rng.random(n) * 1e-2)
+    return high, low, close
+
+
+@pytest.fixture(scope="module", params=CANDLE_FILES)
+def candles(request: pytest.FixtureRequest) -> CandleArrays:
+    return load_csv(bundled_file(request.param))
+
+
+# 70,000 values crosses the 65,536-value slices the implementation works in.
+@pytest.fixture(scope="module")
+def walk() -> tuple[FloatArray, FloatArray, FloatArray]:
+    return random_walk(70_000, seed=11)
+
+
+# --- against TA-Lib on real candles ------------------------------------------------------
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_sma_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays, period: int
+) -> None:
+    assert_matches(indicators.sma(candles.close, period), talib.SMA(candles.close, period))
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_ema_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays, period: int
+) -> None:
+    assert_matches(indicators.ema(candles.close, period), talib.EMA(candles.close, period))
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_rsi_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays, period: int
+) -> None:
+    assert_matches(indicators.rsi(candles.close, period), talib.RSI(candles.close, period))
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_atr_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays, period: int
+) -> None:
+    c = candles
+    assert_matches(
+        indicators.atr(c.high, c.low, c.close, period), talib.ATR(c.high, c.low, c.close, period)
+    )
+
+
+@pytest.mark.parametrize("period", PERIODS)
+@pytest.mark.parametrize("nbdev", [1.0, 2.0, 2.5])
+def test_bbands_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays, period: int, nbdev: float
+) -> None:
+    ours = indicators.bbands(candles.close, period, nbdev)
+    theirs = talib.BBANDS(candles.close, period, nbdev, nbdev)
+    for band, reference in zip(ours, theirs, strict=True):
+        assert_matches(band, reference, atol=band_atol(candles.close))
+
+
+@pytest.mark.parametrize(
+    ("fast", "slow", "signal"), [(12, 26, 9), (2, 3, 2), (5, 50, 1), (3, 3, 4)]
+)
+def test_macd_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays, fast: int, slow: int, signal: int
+) -> None:
+    close = candles.close
+    ours = indicators.macd(close, fast, slow, signal)
+    theirs = talib.MACD(close, fast, slow, signal)
+    for line, reference in zip(ours, theirs, strict=True):
+        assert_matches(line, reference, atol=macd_atol(close, slow))
+
+
+def test_macd_when_compared_with_talib_then_fast_ema_is_seeded_at_the_slow_ema_start() -> None:
+    # Seeding the fast EMA on the first `fast` values instead gives a visibly different line.
+    close = load_csv(bundled_file("ETH-BTC_5m.csv")).close
+    line = indicators.macd(close, 12, 26, 9)[0]
+    naive = indicators.ema(close, 12) - indicators.ema(close, 26)
+    first = 26 + 9 - 2
+    np.testing.assert_allclose(line[first:], talib.MACD(close)[0][first:], rtol=1e-6)
+    assert abs(line[first] - naive[first]) > 1e-6 * abs(line[first])
+
+
+# --- against TA-Lib on random walks ------------------------------------------------------
+
+
+@pytest.mark.parametrize("period", [2, 3, 14, 50, 500, 5000])
+def test_every_indicator_when_compared_with_talib_on_a_long_random_walk_then_matches_to_1e9(
+    walk: tuple[FloatArray, FloatArray, FloatArray], period: int
+) -> None:
+    high, low, close = walk
+    assert_matches(indicators.sma(close, period), talib.SMA(close, period))
+    assert_matches(indicators.ema(close, period), talib.EMA(close, period))
+    assert_matches(indicators.rsi(close, period), talib.RSI(close, period))
+    assert_matches(indicators.atr(high, low, close, period), talib.ATR(high, low, close, period))
+    for band, reference in zip(
+        indicators.bbands(close, period, 2.0), talib.BBANDS(close, period, 2.0, 2.0), strict=True
+    ):
+        assert_matches(band, reference, atol=band_atol(close))
+    slow = 2 * period
+    for line, reference in zip(
+        indicators.macd(close, period, slow, 9), talib.MACD(close, period, slow, 9), strict=True
+    ):
+        assert_matches(line, reference, atol=macd_atol(close, slow))
+
+
+prices = arrays(
+    np.float64,
+    st.integers(0, 300),
+    elements=st.integers(1, 100_000).map(lambda cents: cents / 100),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(close=prices, period=st.integers(2, 40))
+def test_single_input_indicators_when_given_any_prices_then_match_talib(
+    close: FloatArray, period: int
+) -> None:
+    assert_matches(indicators.sma(close, period), talib.SMA(close, period))
+    assert_matches(indicators.ema(close, period), talib.EMA(close, period))
+    assert_matches(indicators.rsi(close, period), talib.RSI(close, period))
+    for band, reference in zip(
+        indicators.bbands(close, period, 2.0), talib.BBANDS(close, period, 2.0, 2.0), strict=True
+    ):
+        assert_matches(band, reference, atol=band_atol(close))
+    atol = macd_atol(close, period + 3) if len(close) else 0.0
+    for line, reference in zip(
+        indicators.macd(close, period, period + 3, 4),
+        talib.MACD(close, period, period + 3, 4),
+        strict=True,
+    ):
+        assert_matches(line, reference, atol=atol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=arrays(np.int64, st.tuples(st.just(3), st.integers(0, 300)), elements=st.integers(0, 500)),
+    period=st.integers(1, 40),
+)
+def test_atr_when_given_any_candles_then_matches_talib(data: np.ndarray, period: int) -> None:
+    close = 10.0 + data[0] / 100
+    high = close + data[1] / 1000
+    low = close - data[2] / 1000
+    assert_matches(indicators.atr(high, low, close, period), talib.ATR(high, low, close, period))
+
+
+# --- edges -------------------------------------------------------------------------------
+
+
+def test_sma_and_ema_when_period_is_one_then_return_the_input() -> None:
+    close = random_walk(50, seed=3)[2]
+    np.testing.assert_array_equal(indicators.sma(close, 1), close)
+    np.testing.assert_array_equal(indicators.ema(close, 1), close)
+
+
+def test_atr_when_period_is_one_then_is_talib_true_range() -> None:
+    high, low, close = random_walk(50, seed=4)
+    assert_matches(indicators.atr(high, low, close, 1), talib.TRANGE(high, low, close))
+
+
+def test_rsi_and_bbands_when_prices_are_flat_then_rsi_is_zero_and_bands_collapse() -> None:
+    close = np.full(40, 0.1)
+    assert_matches(indicators.rsi(close, 14), talib.RSI(close, 14))
+    assert np.all(indicators.rsi(close, 14)[14:] == 0.0)
+    upper, middle, lower = indicators.bbands(close, 5)
+    assert np.array_equal(upper[4:], middle[4:]) and np.array_equal(lower[4:], middle[4:])
+
+
+@pytest.mark.parametrize(
+    ("name", "call", "lookback"),
+    [
+        ("sma", lambda c: [indicators.sma(c, 10)], 9),
+        ("ema", lambda c: [indicators.ema(c, 10)], 9),
+        ("rsi", lambda c: [indicators.rsi(c, 10)], 10),
+        ("atr", lambda c: [indicators.atr(c * 1.01, c * 0.99, c, 10)], 10),
+        ("bbands", lambda c: list(indicators.bbands(c, 10)), 9),
+        ("macd", lambda c: list(indicators.macd(c, 3, 6, 4)), 8),
+    ],
+)
+def test_indicator_when_input_is_no_longer_than_lookback_then_all_nan_of_same_length(
+    name: str, call: Callable[[FloatArray], list[FloatArray]], lookback: int
+) -> None:
+    for n in (0, 1, lookback):
+        close = np.linspace(1.0, 2.0, n)
+        for output in call(close):
+            assert output.shape == (n,), name
+            assert np.all(np.isnan(output)), name
+    assert not np.all(np.isnan(call(np.linspace(1.0, 2.0, lookback + 1))[0])), name
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "14", None])
+def test_period_when_not_a_positive_int_then_raises_value_error_naming_it(bad: object) -> None:
+    close = np.linspace(1.0, 2.0, 30)
+    for call in (
+        lambda: indicators.sma(close, bad),  # type: ignore[arg-type]
+        lambda: indicators.ema(close, bad),  # type: ignore[arg-type]
+        lambda: indicators.rsi(close, bad),  # type: ignore[arg-type]
+        lambda: indicators.bbands(close, bad),  # type: ignore[arg-type]
+        lambda: indicators.atr(close, close, close, bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValueError, match="period"):
+            call()
+    with pytest.raises(ValueError, match="signal"):
+        indicators.macd(close, 12, 26, bad)  # type: ignore[arg-type]
+
+
+def test_macd_when_fast_is_slower_than_slow_then_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="fast"):
+        indicators.macd(np.linspace(1.0, 2.0, 60), 26, 12, 9)
+
+
+def test_bbands_when_nbdev_is_not_finite_then_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="nbdev"):
+        indicators.bbands(np.linspace(1.0, 2.0, 30), 5, float("nan"))
+
+
+def test_atr_when_arrays_differ_in_length_then_raises_value_error_naming_them() -> None:
+    close = np.linspace(1.0, 2.0, 30)
+    with pytest.raises(ValueError, match=r"high=30, low=29, close=30"):
+        indicators.atr(close, close[:-1], close, 14)
+
+
+def test_indicator_when_input_is_not_one_dimensional_then_raises_value_error() -> None:
+    grid = np.ones((5, 5))
+    with pytest.raises(ValueError, match="close: expected a 1-D array"):
+        indicators.sma(grid, 2)
+    with pytest.raises(ValueError, match="high: expected a 1-D array"):
+        indicators.atr(grid, grid, grid, 2)
+
+
+def test_indicators_module_when_imported_then_does_not_load_talib() -> None:
+    code = "import sys, tickstep.indicators; print('talib' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
