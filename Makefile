@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tickstep run
 
-test: $(STAMP) lint
+test: $(STAMP) lint tools
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
@@ -38,4 +38,8 @@ schemas: $(STAMP)
 	$(BIN)/tickstep schemas --out events/schemas
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+
+# The AWS side (tools, validate, build, checkov); after the targets above so `make` alone
+# still means `make setup`.
+include mk/aws.mk

@@ -17,7 +17,8 @@ from typing import Any
 
 from tickstep.candles import CandleArrays
 from tickstep.config import TradingConfig
-from tickstep.exchanges import FatalExchangeError, PaperExchange, ReplayFeed, SimClock
+from tickstep.exchanges import FatalExchangeError, PaperExchange
+from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.models import (
     Market,
     MarketRules,

@@ -1,0 +1,16 @@
+# Recipes shared by the layers' Makefiles (sam build, BuildMethod: makefile, BuildInSource).
+# Everything lands in $(ARTIFACTS_DIR)/python, compiled to bytecode for the runtime's Python:
+# /opt is read-only on Lambda, so a layer without .pyc files recompiles on every cold start.
+PYTHON ?= python3.12
+LAYER_DIR = $(ARTIFACTS_DIR)/python
+PIP = $(PYTHON) -m pip install --quiet --no-compile --disable-pip-version-check --target "$(LAYER_DIR)"
+
+define check_python
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || { \
+	  echo "layers: $(PYTHON) is not Python 3.12 (the Lambda runtime); see mk/aws.mk" >&2; exit 1; }
+endef
+
+define compile
+	find "$(LAYER_DIR)" -depth -type d -name __pycache__ -exec rm -rf {} +
+	$(PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(LAYER_DIR)" >/dev/null
+endef
