@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -63,10 +64,6 @@ def _same_length(**columns: FloatArray) -> int:
         described = ", ".join(f"{name}={length}" for name, length in lengths.items())
         raise ValueError(f"arrays must have the same length, got {described}")
     return next(iter(lengths.values()))
-
-
-def _nan(n: int) -> FloatArray:
-    return np.full(n, np.nan, dtype=np.float64)
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -147,28 +144,48 @@ def _window_sums_and_squares(x: FloatArray, period: int) -> tuple[FloatArray, Fl
     return total_sum, total_sq
 
 
+class _Weights(NamedTuple):
+    """One block of the filter ``y[i] = decay * y[i - 1] + gain * x[i]``."""
+
+    matrix: FloatArray  # matrix[k, j]: weight of x[k] in y[j] (0 for k > j)
+    carry: FloatArray  # carry[j]: weight in y[j] of the value carried into the block
+    end: FloatArray  # matrix[:, -1] / (1 - carry[-1]): the normalised block end
+    fold: float  # carry[0] / matrix[0, 0]: the carry as an extra first input
+
+
 @functools.lru_cache(maxsize=64)
-def _block_weights(gain: float, log_decay: float) -> tuple[FloatArray, FloatArray]:
-    """One block of the filter: ``M[k, j] = gain * decay**(j - k)`` for ``j >= k`` and the
-    weights ``decay**(j + 1)`` of the value carried into the block.
+def _block_weights(gain: float, log_decay: float) -> _Weights:
+    """``M[k, j] = gain * decay**(j - k)`` for ``j >= k`` and the weights ``decay**(j + 1)``
+    of the value carried into the block.
 
     Powers come from ``log_decay`` (``log1p(-k)``), not from a rounded ``1 - k``, whose
     error of ``eps / k`` relative would act as a different ``k``. Each diagonal entry is
     then nudged by an ulp or so so that every column plus its carry weight sums to exactly
     1, as TA-Lib's ``y + k * (x - y)`` does by construction; without both, the output
     drifts by about ``eps * period`` (1e-13 relative at period 10,000).
+
+    The carried value ``c`` adds ``c * decay**(j + 1)`` to ``y[j]``, which is what
+    ``c * fold`` added to the block's first input does if row 0 is ``M[0, 0] *
+    decay**j`` with ``fold = decay / M[0, 0]``: so row 0 uses ``M[0, 0] = 1 - decay``
+    (rounded) in place of ``gain``, a change of about ``eps`` in its weights' sums.
     """
     steps = np.arange(_BLOCK, dtype=np.float64)
     lag = steps[None, :] - steps[:, None]
-    matrix = np.where(lag >= 0, gain * np.exp(np.maximum(lag, 0.0) * log_decay), 0.0)
-    matrix[matrix < _TINY] = 0.0
+    powers = np.exp(np.maximum(lag, 0.0) * log_decay)
     carry = np.exp((steps + 1.0) * log_decay)
     carry[carry < _TINY] = 0.0
+    first_weight = 1.0 - float(carry[0])
+    matrix = np.where(lag >= 0, powers, 0.0)
+    matrix[0] *= first_weight
+    matrix[1:] *= gain
+    matrix[matrix < _TINY] = 0.0
     for j in range(_BLOCK):
         matrix[j, j] = math.fsum([1.0, -float(carry[j]), *(-float(v) for v in matrix[:j, j])])
-    matrix.setflags(write=False)
-    carry.setflags(write=False)
-    return matrix, carry
+    end = matrix[:, -1] / (1.0 - float(carry[-1]))
+    fold = float(carry[0]) / float(matrix[0, 0])
+    for array in (matrix, carry, end):
+        array.setflags(write=False)
+    return _Weights(matrix, carry, end, fold)
 
 
 def _log_decay(gain: float) -> float:
@@ -182,47 +199,57 @@ def _spans(start: int, stop: int, step: int = _CHUNK) -> list[tuple[int, int]]:
 
 def _linear_filter(x: FloatArray, gain: float, y0: float, out: FloatArray) -> None:
     """``out[i] = (1 - gain) * out[i - 1] + gain * x[i]`` with ``out[-1] = y0`` (EMA, Wilder),
-    without a loop over values (slices of ``_CHUNK``
-    carry the state from one to the next)."""
-    state = y0
+    without a loop over values (slices of ``_CHUNK`` carry the state from one to the next).
+    ``x`` is left as it is: each slice is filtered from a copy."""
+    log_decay = _log_decay(gain)
+    scratch = np.empty((1, min(len(x), _CHUNK)), dtype=np.float64)
+    state = np.array([y0])
     for begin, end in _spans(0, len(x)):
-        _filter_slice(x[begin:end], gain, _log_decay(gain), state, out[begin:end])
-        state = float(out[end - 1])
+        chunk = scratch[:, : end - begin]
+        np.copyto(chunk[0], x[begin:end])
+        _filter_slice(chunk, gain, log_decay, state, out[None, begin:end])
+        state = out[end - 1 : end].copy()
 
 
-def _filter_slice(x: FloatArray, gain: float, log_decay: float, y0: float, out: FloatArray) -> None:
-    """Within a block the filter is a triangular matrix product; the block ends obey the same
-    recurrence with ``decay**_BLOCK``, solved recursively (each level is 16x shorter), and
-    are then added back scaled by ``decay**(j + 1)``."""
-    n = len(x)
+def _filter_slice(
+    x: FloatArray, gain: float, log_decay: float, y0: FloatArray, out: FloatArray
+) -> None:
+    """Filters every row of ``x`` (series x values; overwritten) into ``out``, row ``i``
+    carrying ``y0[i]`` in.
+
+    Within a block the filter is a triangular matrix product. The block ends obey the same
+    recurrence with ``decay**_BLOCK``: they are solved first, recursively (each level is 16x
+    shorter), and folded into each block's first value, so one product gives every block."""
+    series, n = x.shape
     if n == 0:
         return
     if log_decay == -math.inf:
         np.multiply(x, gain, out=out)
         return
-    matrix, carry = _block_weights(gain, log_decay)
-    rows = n // _BLOCK
+    weights = _block_weights(gain, log_decay)
+    rows = n // _BLOCK if n > _BLOCK else 0
+    size = rows * _BLOCK
     last = y0
     if rows:
-        body = out[: rows * _BLOCK].reshape(rows, _BLOCK)
-        np.matmul(x[: rows * _BLOCK].reshape(rows, _BLOCK), matrix, out=body)
+        blocks = x[:, :size].reshape(series, rows, _BLOCK)
         # Block ends follow Y = D Y + end with D = carry[-1]; the last column sums to
         # exactly 1 - D, so end / (1 - D) is price-like and the level above is the same
-        # normalised filter, with decay D.
+        # normalised filter, with decay D. starts[:, r] is carried into block r.
         block_log_decay = _BLOCK * log_decay
-        ends = body[:, -1] / (1.0 - float(carry[-1]))
-        block_ends = np.empty(rows, dtype=np.float64)
-        _filter_slice(ends, -math.expm1(block_log_decay), block_log_decay, y0, block_ends)
-        starts = np.empty(rows, dtype=np.float64)
-        starts[0] = y0
-        starts[1:] = block_ends[:-1]
-        body += starts[:, None] * carry
-        last = float(block_ends[-1])
-    rest = n - rows * _BLOCK
+        starts = np.empty((series, rows + 1), dtype=np.float64)
+        starts[:, 0] = y0
+        ends = blocks @ weights.end
+        _filter_slice(ends, -math.expm1(block_log_decay), block_log_decay, y0, starts[:, 1:])
+        last = starts[:, -1]
+        starts = starts[:, :-1]
+        blocks[:, :, 0] += starts * weights.fold
+        body = out[:, :size].reshape(series, rows, _BLOCK)
+        np.matmul(blocks, weights.matrix, out=body)
+    rest = n - size
     if rest:
-        tail = out[rows * _BLOCK :]
-        np.matmul(x[rows * _BLOCK :], matrix[:rest, :rest], out=tail)
-        tail += last * carry[:rest]
+        tail = out[:, size:]
+        np.matmul(x[:, size:], weights.matrix[:rest, :rest], out=tail)
+        tail += last[:, None] * weights.carry[:rest]
 
 
 def _ema_from(x: FloatArray, period: int, seed_end: int, out: FloatArray) -> None:
@@ -234,20 +261,33 @@ def _ema_from(x: FloatArray, period: int, seed_end: int, out: FloatArray) -> Non
     _linear_filter(x[seed_end + 1 :], k, seed, out[seed_end + 1 :])
 
 
-def _true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
-    """True range of candles ``1..len - 1``: ``max(h, c_prev) - min(l, c_prev)``, which is
-    TA-Lib's ``max(h - l, |c_prev - h|, |c_prev - l|)`` whenever high >= low, in three
-    passes instead of seven."""
-    true_range = np.maximum(high[1:], close[:-1])
-    true_range -= np.minimum(low[1:], close[:-1])
-    return true_range
+def _output(n: int, lookback: int) -> FloatArray:
+    """An output of ``n`` values whose first ``lookback`` are NaN; the caller writes the
+    rest (filling all ``n`` with NaN first would be one more pass over the output)."""
+    out = np.empty(n, dtype=np.float64)
+    out[:lookback] = np.nan
+    return out
 
 
-def _rsi_values(avg_gain: FloatArray, avg_move: FloatArray, out: FloatArray) -> None:
-    moved = avg_move > 0.0
-    np.divide(avg_gain, avg_move, out=out, where=moved)
-    out *= 100.0
-    out[~moved] = 0.0
+def _true_range(
+    high: FloatArray, low: FloatArray, prev_close: FloatArray, out: FloatArray, scratch: FloatArray
+) -> FloatArray:
+    """True range ``max(h, c_prev) - min(l, c_prev)``, which is TA-Lib's
+    ``max(h - l, |c_prev - h|, |c_prev - l|)`` whenever high >= low, in three passes
+    instead of seven."""
+    np.maximum(high, prev_close, out=out)
+    out -= np.minimum(low, prev_close, out=scratch)
+    return out
+
+
+def _rsi_values(double_gain: FloatArray, move: FloatArray, out: FloatArray) -> None:
+    """``100 * gain / move`` from smoothed doubled gains, or 0 where nothing has moved."""
+    if move.min() > 0.0:
+        np.divide(double_gain, move, out=out)
+    else:
+        out[:] = 0.0
+        np.divide(double_gain, move, out=out, where=move > 0.0)
+    out *= 50.0
 
 
 # --- indicators --------------------------------------------------------------------------
@@ -257,7 +297,7 @@ def sma(close: npt.ArrayLike, period: int) -> FloatArray:
     """Simple moving average; the first ``period - 1`` values are NaN (TA_SMA)."""
     x = _series("close", close)
     p = _period("period", period)
-    out = _nan(len(x))
+    out = _output(len(x), p - 1)
     result = out[p - 1 :]
     for begin, end in _spans(0, len(result), max(_CHUNK, p)):
         np.divide(_window_sums(x[begin : end + p - 1], p), p, out=result[begin:end])
@@ -269,7 +309,7 @@ def ema(close: npt.ArrayLike, period: int) -> FloatArray:
     first ``period`` values; the first ``period - 1`` values are NaN (TA_EMA)."""
     x = _series("close", close)
     p = _period("period", period)
-    out = _nan(len(x))
+    out = _output(len(x), p - 1)
     if len(x) >= p:
         _ema_from(x, p, p - 1, out)
     return out
@@ -284,25 +324,28 @@ def rsi(close: npt.ArrayLike, period: int = 14) -> FloatArray:
     x = _series("close", close)
     p = _period("period", period)
     n = len(x)
-    out = _nan(n)
+    out = _output(n, p)
     if n <= p:
         return out
     gain_coef = 1.0 / p
     log_decay = _log_decay(gain_coef)
+    # Row 0: doubled gains (change + |change|, exact), row 1: absolute changes; both rows
+    # are smoothed by one matrix product, and the doubling is undone in the ratio.
     first = np.diff(x[: p + 1])
-    avg_gain = np.array([_sequential_mean(np.maximum(first, 0.0))])
-    avg_move = np.array([_sequential_mean(np.abs(first))])
-    _rsi_values(avg_gain, avg_move, out[p : p + 1])
+    moved = np.abs(first)
+    state = np.array([_sequential_mean(first + moved), _sequential_mean(moved)])
+    _rsi_values(state[:1], state[1:], out[p : p + 1])
+    moves = np.empty((2, min(n - p - 1, _CHUNK)), dtype=np.float64)
+    averages = np.empty_like(moves)
     for begin, end in _spans(p + 1, n):
-        gain_state, move_state = float(avg_gain[-1]), float(avg_move[-1])
-        change = x[begin:end] - x[begin - 1 : end - 1]
-        gain = np.maximum(change, 0.0)
-        np.abs(change, out=change)
-        avg_gain = np.empty(end - begin, dtype=np.float64)
-        avg_move = np.empty(end - begin, dtype=np.float64)
-        _filter_slice(gain, gain_coef, log_decay, gain_state, avg_gain)
-        _filter_slice(change, gain_coef, log_decay, move_state, avg_move)
-        _rsi_values(avg_gain, avg_move, out[begin:end])
+        size = end - begin
+        gains, changes = moves[0, :size], moves[1, :size]
+        np.subtract(x[begin:end], x[begin - 1 : end - 1], out=gains)
+        np.abs(gains, out=changes)
+        gains += changes
+        _filter_slice(moves[:, :size], gain_coef, log_decay, state, averages[:, :size])
+        state = averages[:, size - 1].copy()
+        _rsi_values(averages[0, :size], averages[1, :size], out[begin:end])
     return out
 
 
@@ -323,17 +366,31 @@ def macd(
     if f > s:
         raise ValueError(f"fast: must be <= slow, got fast={f}, slow={s}")
     n = len(x)
-    line, sig, hist = _nan(n), _nan(n), _nan(n)
     lookback = s + g - 2
+    line, sig, hist = _output(n, lookback), _output(n, lookback), _output(n, lookback)
     if n <= lookback:
         return line, sig, hist
-    # hist holds the slow EMA until the end, saving a temporary of the input's size.
-    _ema_from(x, s, s - 1, hist)
-    _ema_from(x, f, s - 1, line)
-    line[s - 1 :] -= hist[s - 1 :]
+    # Both EMAs run over the same slices: the fast one into line, the slow one into a
+    # slice-sized buffer that is then subtracted from it.
+    fast_gain, slow_gain = 2.0 / (f + 1), 2.0 / (s + 1)
+    fast_log_decay, slow_log_decay = _log_decay(fast_gain), _log_decay(slow_gain)
+    fast_state = np.array([_sequential_mean(x[s - f : s])])
+    slow_state = np.array([_sequential_mean(x[:s])])
+    line[s - 1] = fast_state[0] - slow_state[0]
+    scratch, slow_ema = np.empty((2, 1, min(n - s, _CHUNK)), dtype=np.float64)
+    for begin, end in _spans(s, n):
+        size = end - begin
+        np.copyto(scratch[0, :size], x[begin:end])
+        _filter_slice(scratch[:, :size], slow_gain, slow_log_decay, slow_state, slow_ema[:, :size])
+        np.copyto(scratch[0, :size], x[begin:end])
+        _filter_slice(
+            scratch[:, :size], fast_gain, fast_log_decay, fast_state, line[None, begin:end]
+        )
+        fast_state, slow_state = line[end - 1 : end].copy(), slow_ema[:, size - 1].copy()
+        line[begin:end] -= slow_ema[0, :size]
     _ema_from(line[s - 1 :], g, g - 1, sig[s - 1 :])
-    line[:lookback] = np.nan
-    np.subtract(line, sig, out=hist)
+    line[s - 1 : lookback] = np.nan
+    np.subtract(line[lookback:], sig[lookback:], out=hist[lookback:])
     return line, sig, hist
 
 
@@ -350,7 +407,7 @@ def bbands(
     if not math.isfinite(width_factor):
         raise ValueError(f"nbdev: must be finite, got {nbdev!r}")
     n = len(x)
-    upper, middle, lower = _nan(n), _nan(n), _nan(n)
+    upper, middle, lower = _output(n, p - 1), _output(n, p - 1), _output(n, p - 1)
     up, mid, low = upper[p - 1 :], middle[p - 1 :], lower[p - 1 :]
     for begin, end in _spans(0, len(mid), max(_CHUNK, p)):
         sums, squares = _window_sums_and_squares(x[begin : end + p - 1], p)
@@ -374,13 +431,20 @@ def atr(
     c = _series("close", close)
     n = _same_length(high=h, low=lo, close=c)
     p = _period("period", period)
-    out = _nan(n)
+    out = _output(n, p)
     if n <= p:
         return out
-    state = _sequential_mean(_true_range(h[: p + 1], lo[: p + 1], c[: p + 1]))
-    out[p] = state
+    first = np.empty((2, p), dtype=np.float64)
+    out[p] = _sequential_mean(_true_range(h[1 : p + 1], lo[1 : p + 1], c[:p], *first))
+    gain = 1.0 / p
+    log_decay = _log_decay(gain)
+    true_range, scratch = np.empty((2, 1, min(n - p - 1, _CHUNK)), dtype=np.float64)
     for begin, end in _spans(p + 1, n):
-        true_range = _true_range(h[begin - 1 : end], lo[begin - 1 : end], c[begin - 1 : end])
-        _filter_slice(true_range, 1.0 / p, _log_decay(1.0 / p), state, out[begin:end])
-        state = float(out[end - 1])
+        size = end - begin
+        prev_close = c[begin - 1 : end - 1]
+        _true_range(
+            h[begin:end], lo[begin:end], prev_close, true_range[0, :size], scratch[0, :size]
+        )
+        state = out[begin - 1 : begin].copy()
+        _filter_slice(true_range[:, :size], gain, log_decay, state, out[None, begin:end])
     return out
