@@ -18,10 +18,10 @@ from typing import Any
 from tickstep.candles import CandleArrays
 from tickstep.config import TradingConfig
 from tickstep.exchanges import FatalExchangeError, PaperExchange
+from tickstep.exchanges.paper import DEFAULT_RULES
 from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.models import (
     Market,
-    MarketRules,
     OrderIntent,
     Position,
     Side,
@@ -34,12 +34,6 @@ from tickstep.risk import RiskContext, evaluate
 from tickstep.strategies import build_strategy
 
 DAY_MS = 86_400_000
-DEFAULT_RULES = MarketRules(
-    amount_step=Decimal("0.001"),
-    price_step=Decimal("0.00000001"),
-    min_amount=Decimal("0.001"),
-    min_cost=Decimal("0.0001"),
-)
 
 
 @dataclass

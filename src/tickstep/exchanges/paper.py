@@ -37,6 +37,16 @@ __all__ = ["OPEN_STATUSES", "PaperExchange", "PaperState", "PriceSource"]
 OPEN_STATUSES = frozenset({OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED})
 
 
+DEFAULT_RULES = MarketRules(
+    amount_step=Decimal("0.001"),
+    price_step=Decimal("0.00000001"),
+    min_amount=Decimal("0.001"),
+    min_cost=Decimal("0.0001"),
+)
+"""Precision and limits for paper markets that have no exchange rules cached (typical of
+BTC-quoted spot pairs: 0.001 base, 1 satoshi, a 0.0001 BTC minimum order)."""
+
+
 class PriceSource(Protocol):
     """The price a taker would trade at in ``market`` at ``now_ms``, and the current time."""
 

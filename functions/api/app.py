@@ -1,0 +1,228 @@
+"""API function: the operator's HTTP API (API Gateway HTTP API, IAM auth on all but /health).
+
+GET /health, /status, /positions, /orders[?status=&limit=], /signals[?limit=];
+POST /halt and /resume with ``{"reason": "..."}`` (the kill switch: sets the trading state and
+publishes ``TradingStateChanged``). A bad body or query answers 422 naming the field, and
+changes nothing. No numpy, no ccxt: this function must start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tickstep.models import Market, OrderStatus, TradingState
+from tickstep.services import (
+    ControlRepository,
+    OrderRepository,
+    PortfolioRepository,
+    Publisher,
+    SignalRepository,
+    set_trading_state,
+    status,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+
+@dataclass(frozen=True)
+class Deps:
+    markets: list[Market]
+    control: ControlRepository
+    orders: OrderRepository
+    portfolio: PortfolioRepository
+    signals: SignalRepository | None
+    publisher: Publisher
+    clock: Callable[[], int]
+    mode: str
+
+
+_slot: dict[str, Deps] = {}
+
+
+def build_dependencies() -> Deps:
+    """The one place this function's clients are made (once per container)."""
+    import boto3
+
+    from tickstep.settings import Settings
+    from tickstep.stores import ControlStore, EventBus, OrderStore, PortfolioStore, SignalStore
+
+    settings = Settings.from_env(os.environ)
+    dynamodb = boto3.client("dynamodb")
+    return Deps(
+        markets=[m.market for m in settings.markets()],
+        control=ControlStore(dynamodb, settings.require("control_table")),
+        orders=OrderStore(dynamodb, settings.require("orders_table")),
+        portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
+        signals=SignalStore(dynamodb, settings.signals_table) if settings.signals_table else None,
+        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
+        clock=lambda: time.time_ns() // 1_000_000,
+        mode=settings.mode.value,
+    )
+
+
+def set_dependencies(deps: Deps | None) -> None:
+    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
+    _slot.pop("deps", None)
+    if deps is not None:
+        _slot["deps"] = deps
+
+
+def dependencies() -> Deps:
+    if "deps" not in _slot:
+        _slot["deps"] = build_dependencies()
+    return _slot["deps"]
+
+
+class StateChangeRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=400)
+
+
+class OrdersQuery(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: OrderStatus | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class SignalsQuery(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(default=1, ge=1, le=50)
+
+
+def _invalid(exc: ValidationError | ValueError) -> Response[str]:
+    if isinstance(exc, ValidationError):
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+            for err in exc.errors()
+        ]
+    else:
+        errors = [{"field": "body", "message": str(exc)}]
+    return Response(
+        status_code=422,
+        content_type=content_types.APPLICATION_JSON,
+        body=_json({"error": "invalid request", "errors": errors}),
+    )
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _ok(data: Any) -> Response[str]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_json(data))
+
+
+def _caller() -> str:
+    """Who called, from the IAM authorizer (never a secret: an ARN), for the audit trail."""
+    context = app.current_event.raw_event.get("requestContext") or {}
+    iam = (context.get("authorizer") or {}).get("iam") or {}
+    return str(iam.get("userArn") or iam.get("callerId") or "api")[:128]
+
+
+@app.get("/health")
+def health() -> Response[str]:
+    return _ok({"status": "ok"})
+
+
+@app.get("/status")
+def get_status() -> Response[str]:
+    deps = dependencies()
+    return _ok({"mode": deps.mode, **status(deps.control, deps.orders, deps.portfolio)})
+
+
+@app.get("/positions")
+def get_positions() -> Response[str]:
+    deps = dependencies()
+    balances = deps.portfolio.balances() or {}
+    return _ok(
+        {
+            "positions": [p.model_dump(mode="json") for p in deps.portfolio.positions()],
+            "balances": {k: v.model_dump(mode="json") for k, v in balances.items()},
+        }
+    )
+
+
+@app.get("/orders")
+def get_orders() -> Response[str]:
+    try:
+        query = OrdersQuery.model_validate(app.current_event.query_string_parameters or {})
+    except ValidationError as exc:
+        return _invalid(exc)
+    statuses = [query.status] if query.status else list(OrderStatus)
+    entries = dependencies().orders.by_status(statuses, limit=query.limit)
+    return _ok({"orders": [e.model_dump(mode="json") for e in entries]})
+
+
+@app.get("/signals")
+def get_signals() -> Response[str]:
+    try:
+        query = SignalsQuery.model_validate(app.current_event.query_string_parameters or {})
+    except ValidationError as exc:
+        return _invalid(exc)
+    deps = dependencies()
+    signals = deps.signals
+    found = {
+        m.key: [s.model_dump(mode="json") for s in signals.latest(m, query.limit)]
+        if signals
+        else []
+        for m in deps.markets
+    }
+    return _ok({"signals": found})
+
+
+def _change_state(state: TradingState) -> Response[str]:
+    try:
+        body = app.current_event.json_body
+        request = StateChangeRequest.model_validate(body if body is not None else {})
+    except (ValidationError, ValueError) as exc:
+        return _invalid(exc)
+    deps = dependencies()
+    record = set_trading_state(
+        state,
+        reason=request.reason,
+        who=_caller(),
+        now_ms=deps.clock(),
+        control=deps.control,
+        publisher=deps.publisher,
+    )
+    metrics.add_metric(
+        name="TradingHalted", unit=MetricUnit.Count, value=int(state is TradingState.HALTED)
+    )
+    logger.warning("trading state set", state=state.value, by=record.changed_by)
+    return _ok(record.model_dump(mode="json"))
+
+
+@app.post("/halt")
+def halt() -> Response[str]:
+    return _change_state(TradingState.HALTED)
+
+
+@app.post("/resume")
+def resume() -> Response[str]:
+    return _change_state(TradingState.ACTIVE)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,138 @@
+"""Ingest function: on the schedule, store each market's newly closed candles and publish one
+``CandleClosed`` per candle on the project bus (Source ``tickstep.ingest``).
+
+In: the EventBridge scheduled event. Out: ``{"candles": n, "events": n, "failures": {...}}``;
+one market's failure is reported (and logged) without stopping the others.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tickstep.models import Market, MarketRules
+from tickstep.services import CandleRepository, PortfolioRepository, Publisher, ingest
+
+if TYPE_CHECKING:
+    from tickstep.exchanges.port import CandleSource
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class Deps:
+    markets: list[Market]
+    source: CandleSource
+    candles: CandleRepository
+    publisher: Publisher
+    rules: Callable[[Market], MarketRules] | None = None
+    portfolio: PortfolioRepository | None = None
+    cached_rules: set[str] = field(default_factory=set)
+
+
+_slot: dict[str, Deps] = {}
+
+
+class CcxtCandles:
+    """Public ccxt endpoints, one client per exchange (no keys: ingest never trades)."""
+
+    def __init__(self, sandbox: bool) -> None:
+        self._sandbox = sandbox
+        self._exchanges: dict[str, Any] = {}
+
+    def _exchange(self, market: Market) -> Any:
+        from tickstep.exchanges.ccxt_adapter import CcxtExchange, build_ccxt_client
+
+        if market.exchange not in self._exchanges:
+            client = build_ccxt_client(market.exchange, sandbox=self._sandbox)
+            self._exchanges[market.exchange] = CcxtExchange(client)
+        return self._exchanges[market.exchange]
+
+    def fetch_ohlcv(
+        self, market: Market, since_ms: int | None = None, limit: int | None = None
+    ) -> list[Any]:
+        return list(self._exchange(market).fetch_ohlcv(market, since_ms, limit))
+
+    def market_rules(self, market: Market) -> MarketRules:
+        rules: MarketRules = self._exchange(market).market_rules(market.symbol)
+        return rules
+
+
+def build_dependencies(*, source: CandleSource | None = None) -> Deps:
+    """The one place this function's clients are made (once per container); the offline
+    runtime hands in its replay feed as ``source``."""
+    import boto3
+
+    from tickstep.settings import Mode, Settings
+    from tickstep.stores import CandleStore, EventBus, PortfolioStore
+
+    settings = Settings.from_env(os.environ)
+    dynamodb = boto3.client("dynamodb")
+    portfolio = (
+        PortfolioStore(dynamodb, settings.portfolio_table) if settings.portfolio_table else None
+    )
+    rules: Callable[[Market], MarketRules] | None = None
+    if source is None:
+        ccxt_source = CcxtCandles(sandbox=settings.mode is Mode.SANDBOX)
+        source, rules = ccxt_source, ccxt_source.market_rules
+    elif settings.mode is Mode.PAPER:
+        from tickstep.exchanges.paper import DEFAULT_RULES
+
+        def rules(market: Market) -> MarketRules:
+            return DEFAULT_RULES
+
+    return Deps(
+        markets=[m.market for m in settings.markets()],
+        source=source,
+        candles=CandleStore(dynamodb, settings.require("candles_table")),
+        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
+        rules=rules,
+        portfolio=portfolio,
+    )
+
+
+def set_dependencies(deps: Deps | None) -> None:
+    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
+    _slot.pop("deps", None)
+    if deps is not None:
+        _slot["deps"] = deps
+
+
+def dependencies() -> Deps:
+    if "deps" not in _slot:
+        _slot["deps"] = build_dependencies()
+    return _slot["deps"]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tick = parse(event=event, model=EventBridgeModel)
+    logger.append_keys(schedule_event=tick.id)
+    deps = dependencies()
+    report = ingest(
+        deps.markets,
+        source=deps.source,
+        candles=deps.candles,
+        publisher=deps.publisher,
+        rules=deps.rules,
+        portfolio=deps.portfolio,
+        cached_rules=deps.cached_rules,
+    )
+    metrics.add_metric(name="CandlesIngested", unit=MetricUnit.Count, value=report.candles)
+    metrics.add_metric(name="IngestFailures", unit=MetricUnit.Count, value=len(report.failures))
+    for market, error in report.failures.items():
+        logger.error("market not ingested", market=market, error=error)
+    logger.info("ingested", candles=report.candles, events=report.events)
+    return {"candles": report.candles, "events": report.events, "failures": report.failures}

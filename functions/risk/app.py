@@ -1,0 +1,130 @@
+"""Risk function: CheckRisk of the decide workflow.
+
+In: ``{"signal": Signal, "intent": OrderIntent}``.
+Out: ``{"intent": OrderIntent, "decision": RiskDecision}``; a denial is a decision, not an
+error. A decision that trips a loss limit sets HALTED and publishes ``TradingStateChanged``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tickstep.models import Market, MarketRules, ReasonCode, TradingState
+from tickstep.risk import RiskLimits
+from tickstep.services import (
+    ControlRepository,
+    PortfolioRepository,
+    Publisher,
+    RiskInput,
+    check_risk,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class Deps:
+    limits: RiskLimits
+    portfolio: PortfolioRepository
+    control: ControlRepository
+    publisher: Publisher
+    fallback_rules: Callable[[Market], MarketRules]
+    start_balances: Callable[[], Mapping[str, Decimal]]
+    clock: Callable[[], int]
+
+
+_slot: dict[str, Deps] = {}
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def build_dependencies() -> Deps:
+    """The one place this function's clients are made (once per container)."""
+    import boto3
+
+    from tickstep.settings import Mode, Settings
+    from tickstep.stores import ControlStore, EventBus, PortfolioStore
+
+    settings = Settings.from_env(os.environ)
+    dynamodb = boto3.client("dynamodb")
+
+    def fallback_rules(market: Market) -> MarketRules:
+        """Rules ingest has not cached yet: paper trading has its defaults, others wait."""
+        if settings.mode is Mode.PAPER:
+            from tickstep.exchanges.paper import DEFAULT_RULES
+
+            return DEFAULT_RULES
+        raise LookupError(f"rules: none cached yet for {market.key} (ingest caches them)")
+
+    return Deps(
+        limits=settings.risk_limits(),
+        portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
+        control=ControlStore(dynamodb, settings.require("control_table")),
+        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
+        fallback_rules=fallback_rules,
+        start_balances=lambda: settings.paper_settings().balances,
+        clock=wall_clock_ms,
+    )
+
+
+def set_dependencies(deps: Deps | None) -> None:
+    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
+    _slot.pop("deps", None)
+    if deps is not None:
+        _slot["deps"] = deps
+
+
+def dependencies() -> Deps:
+    if "deps" not in _slot:
+        _slot["deps"] = build_dependencies()
+    return _slot["deps"]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(event=event, model=RiskInput)
+    logger.append_keys(intent_id=request.intent.intent_id, market=request.intent.market.key)
+    deps = dependencies()
+    result = check_risk(
+        request,
+        limits=deps.limits,
+        portfolio=deps.portfolio,
+        control=deps.control,
+        publisher=deps.publisher,
+        now_ms=deps.clock(),
+        fallback_rules=deps.fallback_rules,
+        start_balances=deps.start_balances,
+    )
+    decision = result.decision
+    halted = (
+        decision.new_trading_state is TradingState.HALTED
+        or ReasonCode.TRADING_HALTED in decision.reasons
+    )
+    metrics.add_metric(name="TradingHalted", unit=MetricUnit.Count, value=1 if halted else 0)
+    metrics.add_metric(
+        name="RiskApproved" if decision.approved else "RiskDenied", unit=MetricUnit.Count, value=1
+    )
+    logger.info(
+        "risk decided",
+        approved=decision.approved,
+        reasons=[r.value for r in decision.reasons],
+        detail=decision.detail,
+        new_trading_state=decision.new_trading_state,
+    )
+    return result.model_dump(mode="json")

@@ -1,0 +1,96 @@
+"""Signal function: ComputeSignal of the decide workflow.
+
+In: the ``CandleClosed`` JSON (the workflow passes the event's ``detail``).
+Out: ``{"signal": Signal, "intent": OrderIntent | null}``; null for HOLD and for a SELL with
+nothing held (the workflow's NoIntent).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tickstep.models import CandleClosed
+from tickstep.services import (
+    CandleRepository,
+    PortfolioRepository,
+    SignalRepository,
+    compute_signal,
+)
+from tickstep.strategies import MarketConfig
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class Deps:
+    markets: dict[str, MarketConfig]
+    candles: CandleRepository
+    portfolio: PortfolioRepository
+    signals: SignalRepository | None
+
+
+_slot: dict[str, Deps] = {}
+
+
+def build_dependencies() -> Deps:
+    """The one place this function's clients are made (once per container)."""
+    import boto3
+
+    from tickstep.settings import Settings
+    from tickstep.stores import CandleStore, PortfolioStore, SignalStore
+
+    settings = Settings.from_env(os.environ)
+    dynamodb = boto3.client("dynamodb")
+    return Deps(
+        markets={m.market.key: m for m in settings.market_configs()},
+        candles=CandleStore(dynamodb, settings.require("candles_table")),
+        portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
+        signals=SignalStore(dynamodb, settings.signals_table) if settings.signals_table else None,
+    )
+
+
+def set_dependencies(deps: Deps | None) -> None:
+    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
+    _slot.pop("deps", None)
+    if deps is not None:
+        _slot["deps"] = deps
+
+
+def dependencies() -> Deps:
+    if "deps" not in _slot:
+        _slot["deps"] = build_dependencies()
+    return _slot["deps"]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    closed = parse(event=event, model=CandleClosed)
+    logger.append_keys(market=closed.market.key, candle_time=closed.candle.timestamp)
+    deps = dependencies()
+    result = compute_signal(
+        closed,
+        markets=deps.markets,
+        candles=deps.candles,
+        portfolio=deps.portfolio,
+        signals=deps.signals,
+    )
+    metrics.add_dimension(name="action", value=result.signal.action.value)
+    metrics.add_metric(name="SignalsComputed", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "signal computed",
+        action=result.signal.action.value,
+        reason=result.signal.reason,
+        intent_id=result.intent.intent_id if result.intent else None,
+    )
+    return result.model_dump(mode="json")

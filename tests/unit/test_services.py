@@ -1,0 +1,800 @@
+"""The per-step use cases over in-memory fakes and the paper exchange (no AWS, no moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tickstep.config import DEFAULT_LIMITS
+from tickstep.exchanges import (
+    AmbiguousOrderError,
+    AuthenticationFailed,
+    PaperExchange,
+    RetryableExchangeError,
+)
+from tickstep.exchanges.paper import DEFAULT_RULES
+from tickstep.models import (
+    Balance,
+    Candle,
+    CandleClosed,
+    Fill,
+    Market,
+    MarketRules,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    ReasonCode,
+    RiskDecision,
+    Side,
+    Signal,
+    SignalAction,
+    TradingState,
+    TradingStateRecord,
+)
+from tickstep.orders import can_transition, new_intent
+from tickstep.portfolio import apply_fill
+from tickstep.services import (
+    ExecuteCommand,
+    RiskInput,
+    UnknownMarketError,
+    check_risk,
+    compute_signal,
+    execute_order,
+    ingest,
+    reconcile,
+    run_execute,
+    set_trading_state,
+)
+from tickstep.stores import (
+    DEFAULT_TRADING_STATE,
+    AccountRecord,
+    FillCursor,
+    InvalidTransition,
+    LedgerEntry,
+    StaleWrite,
+    fill_delta,
+)
+from tickstep.strategies import MarketConfig, StrategyConfig
+
+MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
+T0 = 1_700_000_100_000
+TF = MARKET.timeframe_ms
+
+
+# -- fakes ------------------------------------------------------------------------------------
+
+
+class FakeCandles:
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[int, Candle]] = {}
+        self.puts = 0
+
+    def put(self, market: Market, candles: Sequence[Candle]) -> None:
+        self.puts += 1
+        self.rows.setdefault(market.key, {}).update({c.timestamp: c for c in candles})
+
+    def latest(self, market: Market, n: int, *, until_ms: int | None = None) -> list[Candle]:
+        rows = sorted(self.rows.get(market.key, {}).values(), key=lambda c: c.timestamp)
+        rows = [c for c in rows if until_ms is None or c.timestamp <= until_ms]
+        return rows[-n:] if n > 0 else []
+
+    def latest_timestamp(self, market: Market) -> int | None:
+        latest = self.latest(market, 1)
+        return latest[0].timestamp if latest else None
+
+
+class FakePortfolio:
+    def __init__(self) -> None:
+        self._positions: dict[str, Position] = {}
+        self.cursors: dict[str, FillCursor] = {}
+        self.account_record = AccountRecord()
+        self._balances: dict[str, Balance] | None = None
+        self._rules: dict[str, MarketRules] = {}
+        self.state: tuple[str | None, int] = (None, 0)
+        self.marks: list[Decimal] = []
+
+    def position(self, market: Market) -> Position:
+        return self._positions.get(market.key, Position(market=market))
+
+    def positions(self) -> list[Position]:
+        return list(self._positions.values())
+
+    def set_position(self, position: Position) -> None:
+        self._positions[position.market.key] = position
+
+    def apply_order_fills(self, order: Order) -> list[Fill]:
+        delta = fill_delta(order, self.cursors.get(order.client_order_id, FillCursor()))
+        if delta is None:
+            return []
+        fill, cursor = delta
+        self.cursors[order.client_order_id] = cursor
+        self.set_position(apply_fill(self.position(order.market), fill))
+        return [fill]
+
+    def account(self) -> AccountRecord:
+        return self.account_record
+
+    def mark_equity(self, equity: Decimal, now_ms: int) -> None:
+        self.marks.append(equity)
+
+    def record_order_placed(self, at_ms: int) -> None:
+        times = (*self.account_record.order_times_ms, at_ms)
+        self.account_record = self.account_record.model_copy(update={"order_times_ms": times})
+
+    def balances(self) -> dict[str, Balance] | None:
+        return self._balances
+
+    def put_balances(self, balances: dict[str, Balance], now_ms: int) -> None:
+        self._balances = dict(balances)
+
+    def rules(self, market: Market) -> MarketRules | None:
+        return self._rules.get(market.key)
+
+    def put_rules(self, market: Market, rules: MarketRules) -> None:
+        self._rules[market.key] = rules
+
+    def paper_state(self) -> tuple[str | None, int]:
+        return self.state
+
+    def save_paper_state(self, state_json: str, version: int) -> int:
+        if version != self.state[1]:
+            raise StaleWrite("paper")
+        self.state = (state_json, version + 1)
+        return version + 1
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.entries: dict[str, LedgerEntry] = {}
+
+    def add_intent(self, intent: OrderIntent, decision: RiskDecision) -> None:
+        """What the order workflow's RecordIntent writes."""
+        self.entries[intent.intent_id] = LedgerEntry(
+            intent_id=intent.intent_id,
+            status=OrderStatus.NEW,
+            market=intent.market,
+            side=intent.side,
+            intent=intent,
+            decision=decision,
+            candle_time=intent.candle_time,
+        )
+
+    def get(self, intent_id: str) -> LedgerEntry | None:
+        return self.entries.get(intent_id)
+
+    def mark_sent(self, intent_id: str, now_ms: int) -> None:
+        entry = self.entries[intent_id]
+        if entry.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
+            raise StaleWrite(intent_id)
+        self.entries[intent_id] = entry.model_copy(update={"sent_at": now_ms})
+
+    def record(
+        self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
+    ) -> LedgerEntry:
+        entry = self.entries[intent_id]
+        if expected == order.status and not can_transition(expected, order.status):
+            return entry
+        if not can_transition(expected, order.status):
+            raise InvalidTransition(intent_id)
+        if entry.status != expected:
+            raise StaleWrite(intent_id)
+        self.entries[intent_id] = entry.model_copy(update={"status": order.status, "order": order})
+        return self.entries[intent_id]
+
+    def settle(
+        self, intent_id: str, expected: OrderStatus, status: OrderStatus, error: str, now_ms: int
+    ) -> None:
+        entry = self.entries[intent_id]
+        if entry.status != expected or not can_transition(expected, status):
+            raise StaleWrite(intent_id)
+        self.entries[intent_id] = entry.model_copy(update={"status": status, "error": error})
+
+    def adopt(self, order: Order, now_ms: int) -> bool:
+        if order.intent_id in self.entries:
+            return False
+        self.entries[order.intent_id] = LedgerEntry(
+            intent_id=order.intent_id,
+            status=order.status,
+            market=order.market,
+            side=order.side,
+            order=order,
+            candle_time=order.created_at,
+        )
+        return True
+
+    def by_status(
+        self, statuses: Iterable[OrderStatus], *, limit: int | None = None
+    ) -> list[LedgerEntry]:
+        wanted = set(statuses)
+        return [e for e in self.entries.values() if e.status in wanted][:limit]
+
+
+class FakeControl:
+    def __init__(self) -> None:
+        self.record = DEFAULT_TRADING_STATE
+
+    def get(self) -> TradingStateRecord:
+        return self.record
+
+    def set(self, record: TradingStateRecord, *, unless: TradingState | None = None) -> bool:
+        if unless is not None and self.record.state is unless:
+            return False
+        self.record = record
+        return True
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def publish(self, source: str, detail_type: str, details: Sequence[dict[str, Any]]) -> None:
+        self.events.extend((source, detail_type, d) for d in details)
+
+
+class FixedPrices:
+    def __init__(self, price: str, now: int) -> None:
+        self.current = Decimal(price)
+        self.now = now
+
+    def price(self, market: Market, now_ms: int) -> Decimal:
+        return self.current
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+class ListSource:
+    """A candle source over a fixed list; ``broken`` markets raise."""
+
+    def __init__(
+        self, candles: dict[str, list[Candle]], broken: frozenset[str] = frozenset()
+    ) -> None:
+        self.candles = candles
+        self.broken = broken
+
+    def fetch_ohlcv(
+        self, market: Market, since_ms: int | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        if market.key in self.broken:
+            raise RetryableExchangeError("exchange down", code="exchange_not_available")
+        rows = [c for c in self.candles[market.key] if since_ms is None or c.timestamp >= since_ms]
+        if limit is not None:
+            rows = rows[-limit:] if since_ms is None else rows[:limit]
+        return rows
+
+
+def candle(i: int, close: str) -> Candle:
+    price = Decimal(close)
+    return Candle(
+        timestamp=T0 + i * TF, open=price, high=price, low=price, close=price, volume=Decimal(1)
+    )
+
+
+def closes_to_candles(closes: list[str]) -> list[Candle]:
+    return [candle(i, c) for i, c in enumerate(closes)]
+
+
+CROSS_UP = ["1.0"] * 5 + ["0.9", "0.8", "0.7", "0.6", "1.2"]
+"""SMA(2) crosses above SMA(3) on the last candle: a BUY."""
+CROSS_DOWN = ["1.0"] * 5 + ["1.1", "1.2", "1.3", "1.4", "0.8"]
+
+SMA = {
+    MARKET.key: MarketConfig(
+        market=MARKET, strategy=StrategyConfig(name="sma_cross", params={"fast": 2, "slow": 3})
+    )
+}
+
+
+def approved(intent: OrderIntent, amount: str = "0.1") -> RiskDecision:
+    return RiskDecision(
+        intent_id=intent.intent_id,
+        approved=True,
+        amount=Decimal(amount),
+        reasons=(ReasonCode.APPROVED,),
+    )
+
+
+def buy_intent(i: int = 9, price: str = "0.05") -> OrderIntent:
+    return new_intent(
+        strategy="sma_cross",
+        market=MARKET,
+        candle_time=T0 + i * TF,
+        side=Side.BUY,
+        reference_price=Decimal(price),
+    )
+
+
+def paper(now: int, price: str = "0.05") -> PaperExchange:
+    return PaperExchange(
+        {MARKET.symbol: DEFAULT_RULES},
+        FixedPrices(price, now),
+        fee_rate=Decimal("0.001"),
+        slippage=Decimal(0),
+        balances={"BTC": Decimal(1)},
+    )
+
+
+# -- signal -----------------------------------------------------------------------------------
+
+
+def test_signal_when_history_is_short_then_holds_and_stores_the_event_candle() -> None:
+    candles, portfolio = FakeCandles(), FakePortfolio()
+    event = CandleClosed(market=MARKET, candle=candle(0, "1.0"))
+
+    out = compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
+
+    assert out.signal.action is SignalAction.HOLD
+    assert out.intent is None
+    assert candles.latest(MARKET, 5) == [event.candle]
+
+
+def test_signal_when_fast_sma_crosses_above_then_buy_intent_has_the_derived_id() -> None:
+    candles, portfolio = FakeCandles(), FakePortfolio()
+    history = closes_to_candles(CROSS_UP)
+    candles.put(MARKET, history[:-1])
+    event = CandleClosed(market=MARKET, candle=history[-1])
+
+    out = compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
+
+    assert out.signal.action is SignalAction.BUY
+    assert out.signal.candle_time == event.candle.timestamp
+    assert out.intent is not None
+    assert out.intent == new_intent(
+        strategy="sma_cross",
+        market=MARKET,
+        candle_time=event.candle.timestamp,
+        side=Side.BUY,
+        reference_price=event.candle.close,
+        confidence=out.signal.strength,
+    )
+
+
+def test_signal_when_the_stored_candle_differs_then_the_event_candle_wins() -> None:
+    candles, portfolio = FakeCandles(), FakePortfolio()
+    history = closes_to_candles(CROSS_UP)
+    stale = history[-1].model_copy(update={"close": Decimal("0.6"), "high": Decimal("1.2")})
+    candles.put(MARKET, [*history[:-1], stale])
+
+    out = compute_signal(
+        CandleClosed(market=MARKET, candle=history[-1]),
+        markets=SMA,
+        candles=candles,
+        portfolio=portfolio,
+    )
+
+    assert out.signal.close == Decimal("1.2")
+    assert candles.latest(MARKET, 1) == [history[-1]]
+
+
+def test_signal_when_sell_and_nothing_is_held_then_no_intent() -> None:
+    candles, portfolio = FakeCandles(), FakePortfolio()
+    history = closes_to_candles(CROSS_DOWN)
+    candles.put(MARKET, history)
+
+    out = compute_signal(
+        CandleClosed(market=MARKET, candle=history[-1]),
+        markets=SMA,
+        candles=candles,
+        portfolio=portfolio,
+    )
+
+    assert out.signal.action is SignalAction.SELL
+    assert out.intent is None
+
+
+def test_signal_when_sell_and_a_position_is_held_then_sell_intent() -> None:
+    candles, portfolio = FakeCandles(), FakePortfolio()
+    portfolio.set_position(Position(market=MARKET, amount=Decimal("0.5"), average_price=Decimal(1)))
+    history = closes_to_candles(CROSS_DOWN)
+    candles.put(MARKET, history)
+
+    out = compute_signal(
+        CandleClosed(market=MARKET, candle=history[-1]),
+        markets=SMA,
+        candles=candles,
+        portfolio=portfolio,
+    )
+
+    assert out.intent is not None and out.intent.side is Side.SELL
+
+
+def test_signal_when_market_is_not_configured_then_names_it_and_stores_nothing() -> None:
+    candles = FakeCandles()
+    other = Market(exchange="paper", symbol="LTC/BTC", timeframe="5m")
+
+    with pytest.raises(UnknownMarketError, match="paper:LTC/BTC:5m"):
+        compute_signal(
+            CandleClosed(market=other, candle=candle(0, "1")),
+            markets=SMA,
+            candles=candles,
+            portfolio=FakePortfolio(),
+        )
+    assert candles.puts == 0
+
+
+# -- risk -------------------------------------------------------------------------------------
+
+
+def risk_input(intent: OrderIntent) -> RiskInput:
+    signal = Signal(
+        market=intent.market,
+        strategy=intent.strategy,
+        candle_time=intent.candle_time,
+        action=SignalAction.BUY if intent.side is Side.BUY else SignalAction.SELL,
+        strength=0.5,
+        reason="test",
+        close=intent.reference_price,
+    )
+    return RiskInput(signal=signal, intent=intent)
+
+
+def run_risk(portfolio: FakePortfolio, control: FakeControl, bus: FakeBus, now: int) -> Any:
+    return check_risk(
+        risk_input(buy_intent()),
+        limits=DEFAULT_LIMITS,
+        portfolio=portfolio,
+        control=control,
+        publisher=bus,
+        now_ms=now,
+        fallback_rules=lambda m: DEFAULT_RULES,
+        start_balances=lambda: {"BTC": Decimal(1)},
+    )
+
+
+def test_risk_when_account_is_fresh_then_approves_with_start_balances() -> None:
+    intent = buy_intent()
+    out = run_risk(FakePortfolio(), FakeControl(), FakeBus(), intent.candle_time + TF)
+
+    assert out.decision.approved
+    assert out.decision.amount == Decimal("0.4")  # 0.02 BTC / 0.05
+    assert out.intent == intent
+
+
+def test_risk_when_daily_loss_is_reached_then_halts_once_and_publishes_once() -> None:
+    portfolio, control, bus = FakePortfolio(), FakeControl(), FakeBus()
+    now = buy_intent().candle_time + TF
+    portfolio.account_record = AccountRecord(day=now // 86_400_000, day_start_equity=Decimal(2))
+
+    first = run_risk(portfolio, control, bus, now)
+    second = run_risk(portfolio, control, bus, now + 1)
+
+    assert not first.decision.approved
+    assert ReasonCode.MAX_DAILY_LOSS in first.decision.reasons
+    assert control.record.state is TradingState.HALTED
+    assert control.record.changed_by == "risk"
+    assert [e[1] for e in bus.events] == ["TradingStateChanged"]
+    assert ReasonCode.TRADING_HALTED in second.decision.reasons
+
+
+def test_risk_input_when_intent_is_for_another_candle_then_names_the_field() -> None:
+    intent = buy_intent()
+    good = risk_input(intent)
+    with pytest.raises(ValueError, match=r"intent\.candle_time"):
+        RiskInput.model_validate(
+            {
+                "signal": good.signal.model_dump(mode="json"),
+                "intent": buy_intent(i=3).model_dump(mode="json"),
+            }
+        )
+
+
+# -- execute ----------------------------------------------------------------------------------
+
+
+def command(intent: OrderIntent, amount: str = "0.1") -> ExecuteCommand:
+    return ExecuteCommand(
+        task_token="token",
+        intent=intent,
+        decision=approved(intent, amount),
+        execution="arn:exec",
+        attempt=0,
+    )
+
+
+def test_execute_when_delivered_twice_then_one_exchange_order_and_one_fill() -> None:
+    intent = buy_intent()
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders.add_intent(intent, approved(intent))
+    now = intent.candle_time + TF
+    exchange = paper(now)
+
+    first = execute_order(
+        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
+    )
+    second = execute_order(
+        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now + 5
+    )
+
+    assert first.status is OrderStatus.FILLED
+    assert second == first
+    assert len(exchange.orders()) == 1
+    assert portfolio.position(MARKET).amount == Decimal("0.1")
+    assert orders.entries[intent.intent_id].status is OrderStatus.FILLED
+    assert portfolio.balances() is not None
+
+
+def test_execute_when_exchange_already_has_the_order_then_it_is_not_sent_again() -> None:
+    intent = buy_intent()
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders.add_intent(intent, approved(intent))
+    now = intent.candle_time + TF
+    exchange = paper(now)
+    exchange.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.MARKET,
+        Decimal("0.1"),
+        price=None,
+        client_order_id=intent.intent_id,
+    )
+
+    order = execute_order(
+        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
+    )
+
+    assert len(exchange.orders()) == 1
+    assert order.status is OrderStatus.FILLED
+    assert portfolio.position(MARKET).amount == Decimal("0.1")
+
+
+class LaggingExchange:
+    """Accepts the order, then says 'not found' (or times out on the send)."""
+
+    def __init__(self, inner: PaperExchange, *, timeout_after_accept: bool = False) -> None:
+        self.inner = inner
+        self.hide = True
+        self.timeout_after_accept = timeout_after_accept
+        self.creates = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create_order(self, *args: Any, **kwargs: Any) -> Order:
+        self.creates += 1
+        order = self.inner.create_order(*args, **kwargs)
+        if self.timeout_after_accept:
+            raise AmbiguousOrderError("timed out", code="request_timeout")
+        return order
+
+    def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
+        if self.hide:
+            return None
+        return self.inner.fetch_order_by_client_id(market, client_order_id)
+
+
+def test_execute_when_send_times_out_and_order_is_invisible_then_retryable_and_no_resend() -> None:
+    intent = buy_intent()
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders.add_intent(intent, approved(intent))
+    now = intent.candle_time + TF
+    exchange = LaggingExchange(paper(now), timeout_after_accept=True)
+
+    with pytest.raises(RetryableExchangeError, match="awaiting_order_visibility"):
+        execute_order(
+            command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
+        )
+    with pytest.raises(RetryableExchangeError, match="awaiting_order_visibility"):
+        execute_order(
+            command(intent),
+            exchange=exchange,
+            orders=orders,
+            portfolio=portfolio,
+            now_ms=now + 1_000,
+        )
+    exchange.hide = False
+    order = execute_order(
+        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now + 2_000
+    )
+
+    assert exchange.creates == 1
+    assert order.status is OrderStatus.FILLED
+    assert portfolio.position(MARKET).amount == Decimal("0.1")
+
+
+def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secret() -> None:
+    intent = buy_intent()
+    orders, portfolio, control, bus = FakeOrders(), FakePortfolio(), FakeControl(), FakeBus()
+    orders.add_intent(intent, approved(intent))
+
+    class Locked(LaggingExchange):
+        def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
+            raise AuthenticationFailed("invalid key CANARY-SECRET-123", code="authentication")
+
+    outcome = run_execute(
+        command(intent),
+        exchange=Locked(paper(0)),
+        orders=orders,
+        portfolio=portfolio,
+        control=control,
+        publisher=bus,
+        now_ms=1,
+        secrets=("CANARY-SECRET-123",),
+    )
+
+    assert outcome.error == "AuthenticationFailed"
+    assert outcome.cause is not None and "CANARY" not in outcome.cause
+    assert control.record.state is TradingState.HALTED
+    assert bus.events[0][1] == "TradingStateChanged"
+
+
+def test_execute_when_exchange_refuses_the_amount_then_fatal_error_is_the_answer() -> None:
+    intent = buy_intent()
+    orders = FakeOrders()
+    orders.add_intent(intent, approved(intent, "0.0001"))
+
+    outcome = run_execute(
+        command(intent, "0.0001"),
+        exchange=paper(intent.candle_time),
+        orders=orders,
+        portfolio=FakePortfolio(),
+        control=FakeControl(),
+        publisher=FakeBus(),
+        now_ms=intent.candle_time,
+    )
+
+    assert outcome.error == "FatalExchangeError"
+    assert outcome.order is None
+
+
+# -- fills ------------------------------------------------------------------------------------
+
+
+def test_fill_delta_when_the_same_report_comes_twice_then_the_second_is_nothing() -> None:
+    intent = buy_intent()
+    exchange = paper(1)
+    order = exchange.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.MARKET,
+        Decimal("0.1"),
+        price=None,
+        client_order_id=intent.intent_id,
+    )
+    first = fill_delta(order, FillCursor())
+    assert first is not None
+    assert fill_delta(order, first[1]) is None
+
+
+def test_fill_delta_when_partial_then_full_then_the_second_fill_is_the_remainder() -> None:
+    base = paper(1).create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.MARKET,
+        Decimal("1"),
+        price=None,
+        client_order_id="ts" + "0" * 30,
+    )
+    half = base.model_copy(
+        update={
+            "filled": Decimal("0.4"),
+            "average": Decimal(1),
+            "status": OrderStatus.PARTIALLY_FILLED,
+        }
+    )
+    full = base.model_copy(update={"filled": Decimal(1), "average": Decimal("1.3")})
+    first = fill_delta(half, FillCursor())
+    assert first is not None
+    second = fill_delta(full, first[1])
+    assert second is not None
+    assert second[0].amount == Decimal("0.6")
+    assert second[0].price == Decimal("1.5")  # (1.3 - 0.4) / 0.6
+
+
+# -- ingest -----------------------------------------------------------------------------------
+
+
+def test_ingest_when_market_is_new_then_backfills_and_publishes_only_the_newest() -> None:
+    candles, bus = FakeCandles(), FakeBus()
+    source = ListSource({MARKET.key: closes_to_candles(["1"] * 10)})
+
+    report = ingest([MARKET], source=source, candles=candles, publisher=bus, backfill=5)
+
+    assert report.candles == 5
+    assert [(s, t) for s, t, _ in bus.events] == [("tickstep.ingest", "CandleClosed")]
+    assert CandleClosed.model_validate(bus.events[0][2]).candle.timestamp == T0 + 9 * TF
+
+
+def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
+    candles, bus = FakeCandles(), FakeBus()
+    rows = closes_to_candles(["1"] * 10)
+    candles.put(MARKET, rows[:7])
+
+    report = ingest([MARKET], source=ListSource({MARKET.key: rows}), candles=candles, publisher=bus)
+
+    assert report.events == 3
+    assert [CandleClosed.model_validate(d).candle.timestamp for _, _, d in bus.events] == [
+        r.timestamp for r in rows[7:]
+    ]
+
+
+def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:
+    other = Market(exchange="paper", symbol="LTC/BTC", timeframe="5m")
+    candles, bus = FakeCandles(), FakeBus()
+    source = ListSource(
+        {MARKET.key: closes_to_candles(["1"] * 3), other.key: []}, broken=frozenset({other.key})
+    )
+
+    report = ingest([other, MARKET], source=source, candles=candles, publisher=bus)
+
+    assert set(report.failures) == {other.key}
+    assert report.events == 1
+
+
+# -- reconcile and the kill switch ------------------------------------------------------------
+
+
+def test_reconcile_when_unknown_order_is_absent_after_grace_then_it_fails() -> None:
+    intent = buy_intent()
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders.add_intent(intent, approved(intent))
+    orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
+        update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
+    )
+
+    report = reconcile(
+        [MARKET], exchange=paper(1), orders=orders, portfolio=portfolio, now_ms=10**9
+    )
+
+    assert orders.entries[intent.intent_id].status is OrderStatus.FAILED
+    assert report.settled == 1 and report.drift == 1
+
+
+def test_reconcile_when_unknown_order_was_filled_then_ledger_and_position_follow() -> None:
+    intent = buy_intent()
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders.add_intent(intent, approved(intent))
+    orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
+        update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
+    )
+    exchange = paper(1)
+    exchange.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.MARKET,
+        Decimal("0.1"),
+        price=None,
+        client_order_id=intent.intent_id,
+    )
+
+    report = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=5)
+
+    assert orders.entries[intent.intent_id].status is OrderStatus.FILLED
+    assert portfolio.position(MARKET).amount == Decimal("0.1")
+    assert report.drift == 1
+
+
+def test_reconcile_when_an_open_order_is_not_ours_then_it_is_adopted_once() -> None:
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    exchange = paper(1, price="0.05")
+    exchange.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.LIMIT,
+        Decimal("0.1"),
+        price=Decimal("0.01"),
+        client_order_id="web-ui-1",
+    )
+
+    first = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=2)
+    second = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=3)
+
+    assert first.adopted == 1
+    assert second.adopted == 0
+    assert [e.status for e in orders.entries.values()] == [OrderStatus.SUBMITTED]
+
+
+def test_set_trading_state_when_halted_by_operator_then_state_and_event_name_the_caller() -> None:
+    control, bus = FakeControl(), FakeBus()
+
+    record = set_trading_state(
+        TradingState.HALTED, reason="drill", who="alice", now_ms=7, control=control, publisher=bus
+    )
+
+    assert control.record == record
+    assert bus.events[0][2]["previous"] == "ACTIVE"
+    assert bus.events[0][2]["current"]["changed_by"] == "alice"
