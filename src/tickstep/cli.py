@@ -60,6 +60,30 @@ def render_summary(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _cmd_local(args: argparse.Namespace) -> int:
+    from tickstep.config import default_config, load_config
+    from tickstep.local.runtime import LocalRun, project_root, render_local_summary
+
+    config = load_config(args.config) if args.config else default_config()
+    root = project_root()
+    log_path = Path(args.log) if args.log else root / "reports" / "local-lambda.log"
+    report = LocalRun(root, config, candles=args.candles, log_path=log_path).run()
+    print(render_local_summary(report))
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        print(f"report written to {args.report}")
+    failed = {
+        sm: n
+        for sm, by in report["executions"].items()
+        for s, n in by.items()
+        if s not in ("SUCCEEDED",) and n
+    }
+    if report["non_terminal_executions"] or failed:
+        print(f"tickstep local: executions not succeeded: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from tickstep.schemas import stale_schemas, write_schemas
 
@@ -84,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="a JSON trading configuration (default: the sample)")
     run.add_argument("--report", help="also write the summary as JSON to this path")
     run.set_defaults(func=_cmd_run)
+
+    local = sub.add_parser(
+        "local", help="run the whole AWS pipeline offline: template.yaml in moto, paper trading"
+    )
+    local.add_argument("--config", help="a JSON trading configuration (default: the sample)")
+    local.add_argument("--candles", type=int, default=400, help="candle closes to replay")
+    local.add_argument("--report", help="write the run's JSON report to this path")
+    local.add_argument("--log", help="the functions' logs (default: reports/local-lambda.log)")
+    local.set_defaults(func=_cmd_local)
 
     schemas = sub.add_parser("schemas", help="write (or --check) the events' JSON Schemas")
     schemas.add_argument("--out", default="events/schemas")

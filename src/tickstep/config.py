@@ -49,7 +49,7 @@ DEFAULT_LIMITS = RiskLimits(
     max_total_exposure=Decimal("0.25"),
     max_daily_loss=Decimal("0.05"),
     max_drawdown=Decimal("0.2"),
-    cooldown_after_loss_ms=15 * 60_000,
+    cooldown_after_loss_ms=60 * 60_000,
     max_orders_per_hour=6,
     price_band=Decimal("0.05"),
     sizing=FixedQuoteSizing(quote_amount=Decimal("0.02")),

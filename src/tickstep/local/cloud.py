@@ -1,0 +1,641 @@
+"""The AWS side of the offline runtime: the template's resources in moto, in-process.
+
+``LocalCloud`` reads ``template.yaml``, creates its tables, queues, event bus, rules and state
+machines (the real ``statemachines/*.asl.json`` with their substitutions) in moto, and routes
+what moto cannot run itself:
+
+* Lambda invocations (moto without Docker only echoes them) go to the real handler modules
+  in ``functions/<name>/app.py``, with that function's environment from the template;
+* EventBridge rule targets that moto does not deliver (Step Functions, Lambda) are delivered
+  by the rules' own patterns, with the target's dead-letter queue on failure;
+* the order queue is consumed by the execute handler, as its SQS event source would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from tickstep.local.template import (
+    ACCOUNT,
+    REGION,
+    Resolver,
+    TemplateError,
+    load_template,
+    parameter_values,
+)
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class LocalRuntimeError(RuntimeError):
+    """The offline runtime cannot go on (a moto hook moved, a poll passed its deadline...)."""
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    memory_mb: int
+    timeout_s: int
+    events: dict[str, Any]
+
+
+@dataclass
+class LambdaContext:
+    """What Powertools reads from a Lambda context object."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class InvocationStats:
+    durations_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+@dataclass
+class Delivery:
+    rule: str
+    target: dict[str, Any]
+    event: dict[str, Any]
+
+
+class LocalCloud:
+    """The stack of ``template.yaml`` running in moto in this process (a context manager)."""
+
+    def __init__(
+        self,
+        root: Path,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        environment_overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.template = load_template(root / "template.yaml")
+        self.parameters = parameter_values(self.template, parameters or {})
+        self.environment_overrides = dict(environment_overrides or {})
+        self.resolver = Resolver(self.template, self.parameters)
+        self.resolver.attributes = self._attribute
+        self.functions: dict[str, FunctionSpec] = {}
+        self.state_machines: dict[str, str] = {}  # logical id -> ARN
+        self.queues: dict[str, str] = {}  # logical id -> URL
+        self.tables: dict[str, str] = {}
+        self.stats: dict[str, InvocationStats] = defaultdict(InvocationStats)
+        self.pending: list[Delivery] = []
+        self.deliveries_failed = 0
+        self._modules: dict[str, ModuleType] = {}
+        self._invoke_lock = threading.RLock()
+        self._pending_lock = threading.Lock()
+        self._stack = contextlib.ExitStack()
+        self.log_stream: TextIO | None = None
+        """Where the functions' stdout (Powertools logs and metrics) goes; None: stdout."""
+        self.before_invoke: Callable[[str, ModuleType], None] | None = None
+        """Called with (function logical id, handler module) before each invocation: where the
+        runtime hands its own collaborators (replay feed, paper exchange) to a handler."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCloud:
+        from moto import mock_aws
+
+        self._stack.enter_context(_patched_environ(CREDENTIALS))
+        self._stack.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
+        self._stack.enter_context(self._route_lambda_invocations())
+        self._stack.enter_context(self._deliver_unsupported_targets())
+        self._stack.enter_context(_fix_moto_sfn_service_integrations())
+        import boto3
+
+        self.session = boto3.session.Session(region_name=REGION)
+        self.ddb = self.session.client("dynamodb")
+        self.sqs = self.session.client("sqs")
+        self.sfn = self.session.client("stepfunctions")
+        self.events = self.session.client("events")
+        self._build()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    # -- building the stack ---------------------------------------------------------------
+
+    def _resources(self, *types: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] not in types:
+                continue
+            condition = resource.get("Condition")
+            if condition is not None and not self.resolver.condition(condition):
+                continue
+            yield logical_id, resource
+
+    def _build(self) -> None:
+        for logical_id, _ in self._resources("AWS::Serverless::LayerVersion"):
+            self.resolver.refs[logical_id] = self._arn("lambda", f"layer:{logical_id}:1")
+        for logical_id, _ in self._resources("AWS::Logs::LogGroup"):
+            self.resolver.refs[logical_id] = logical_id
+        for logical_id, res in self._resources("AWS::Events::EventBus"):
+            name = self.resolver.resolve(res["Properties"]["Name"])
+            self.events.create_event_bus(Name=name)
+            self.resolver.refs[logical_id] = name
+        queues = sorted(  # dead-letter queues first: the others' redrive policies name them
+            self._resources("AWS::SQS::Queue"),
+            key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}),
+        )
+        for logical_id, res in queues:
+            self._create_queue(logical_id, res.get("Properties", {}))
+        for logical_id, res in self._resources("AWS::DynamoDB::Table"):
+            self._create_table(logical_id, res["Properties"])
+        for logical_id, res in self._resources("AWS::SecretsManager::Secret"):
+            name = self.resolver.resolve(res["Properties"]["Name"])
+            arn = self.session.client("secretsmanager").create_secret(Name=name)["ARN"]
+            self.resolver.refs[logical_id] = arn
+        for logical_id, _ in self._resources("AWS::Serverless::Function"):
+            self.resolver.refs[logical_id] = logical_id
+        for logical_id, _ in self._resources("AWS::Serverless::StateMachine"):
+            self.state_machines[logical_id] = self._arn("states", f"stateMachine:{logical_id}")
+            self.resolver.refs[logical_id] = self.state_machines[logical_id]
+        for logical_id, res in self._resources("AWS::Serverless::Function"):
+            self.functions[logical_id] = self._function_spec(logical_id, res["Properties"])
+        for logical_id, res in self._resources("AWS::Serverless::StateMachine"):
+            self._create_state_machine(logical_id, res["Properties"])
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
+
+    def _attribute(self, logical_id: str, attribute: str) -> Any:
+        resource = self.template["Resources"].get(logical_id)
+        if resource is None:
+            # SAM-generated resources (e.g. <Function><Event> rules): a stable stand-in.
+            return self._arn("events", f"rule/{logical_id}")
+        kind = resource["Type"]
+        if kind == "AWS::SQS::Queue":
+            url = self.queues[logical_id]
+            name = url.rsplit("/", 1)[1]
+            values = {"Arn": self._arn("sqs", name), "QueueName": name, "QueueUrl": url}
+            return values[attribute]
+        if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
+            return self._arn("dynamodb", f"table/{self.tables[logical_id]}")
+        if kind == "AWS::Serverless::Function" and attribute == "Arn":
+            return self._arn("lambda", f"function:{logical_id}")
+        if kind == "AWS::Serverless::StateMachine":
+            return {"Arn": self.state_machines[logical_id], "Name": logical_id}[attribute]
+        if kind == "AWS::Events::EventBus" and attribute in ("Arn", "Name"):
+            name = self.resolver.refs[logical_id]
+            return name if attribute == "Name" else self._arn("events", f"event-bus/{name}")
+        if kind == "AWS::Logs::LogGroup" and attribute == "Arn":
+            return self._arn("logs", f"log-group:{logical_id}:*")
+        if kind == "AWS::SecretsManager::Secret" and attribute == "Arn":
+            return self.resolver.refs[logical_id]
+        raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not supported offline")
+
+    def _create_queue(self, logical_id: str, props: dict[str, Any]) -> None:
+        fifo = bool(props.get("FifoQueue"))
+        name = logical_id + (".fifo" if fifo else "")
+        attributes: dict[str, str] = {}
+        if fifo:
+            attributes["FifoQueue"] = "true"
+            attributes["ContentBasedDeduplication"] = str(
+                bool(props.get("ContentBasedDeduplication"))
+            ).lower()
+        if "VisibilityTimeout" in props:
+            attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+        redrive = props.get("RedrivePolicy")
+        if redrive is not None:
+            resolved = self.resolver.resolve(redrive)
+            attributes["RedrivePolicy"] = json.dumps(resolved)
+        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        self.queues[logical_id] = url
+        self.resolver.refs[logical_id] = url
+
+    def _create_table(self, logical_id: str, props: dict[str, Any]) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": logical_id,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        self.ddb.create_table(**kwargs)
+        self.tables[logical_id] = logical_id
+        self.resolver.refs[logical_id] = logical_id
+
+    def _function_spec(self, logical_id: str, props: dict[str, Any]) -> FunctionSpec:
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        env = dict(self.resolver.resolve(globals_.get("Environment", {}).get("Variables", {})))
+        env.update(self.resolver.resolve(props.get("Environment", {}).get("Variables", {})))
+        env = {k: ("" if v is None else str(v)) for k, v in env.items()}
+        env.update(self.environment_overrides)
+        env["AWS_LAMBDA_FUNCTION_NAME"] = logical_id
+        handler = props.get("Handler", globals_.get("Handler", "app.handler"))
+        return FunctionSpec(
+            logical_id=logical_id,
+            name=logical_id,
+            arn=self._arn("lambda", f"function:{logical_id}"),
+            code_dir=self.root / str(props["CodeUri"]),
+            handler=str(handler),
+            environment=env,
+            memory_mb=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
+            timeout_s=int(props.get("Timeout", globals_.get("Timeout", 3))),
+            events=props.get("Events", {}),
+        )
+
+    def _create_state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
+        text = (self.root / props["DefinitionUri"]).read_text()
+        substitutions = self.resolver.resolve(props.get("DefinitionSubstitutions", {}))
+        for key, value in substitutions.items():
+            text = text.replace("${" + key + "}", str(value))
+        if "${" in text:
+            start = text.index("${")
+            raise TemplateError(f"{props['DefinitionUri']}: unfilled {text[start : start + 40]}")
+        self.sfn.create_state_machine(
+            name=logical_id,
+            definition=text,
+            roleArn=self._arn("iam", f"role/{logical_id}Role").replace(f":{REGION}:", "::"),
+            type=props.get("Type", "STANDARD"),
+        )
+        for event_id, event in props.get("Events", {}).items():
+            if event["Type"] != "EventBridgeRule":
+                raise TemplateError(f"{logical_id}.Events.{event_id}: {event['Type']} offline")
+            p = self.resolver.resolve(event["Properties"])
+            bus = p.get("EventBusName", "default")
+            rule = f"{logical_id}{event_id}"
+            self.events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(p["Pattern"]))
+            target: dict[str, Any] = {
+                "Id": f"{logical_id}Target",
+                "Arn": self.state_machines[logical_id],
+                "RoleArn": self._arn("iam", f"role/{rule}Role").replace(f":{REGION}:", "::"),
+            }
+            if "DeadLetterConfig" in p:
+                target["DeadLetterConfig"] = {"Arn": p["DeadLetterConfig"]["Arn"]}
+            self.events.put_targets(Rule=rule, EventBusName=bus, Targets=[target])
+
+    # -- Lambda ---------------------------------------------------------------------------
+
+    def handler_module(self, logical_id: str) -> ModuleType:
+        """Import ``functions/<name>/app.py`` once, under its own name and environment."""
+        module = self._modules.get(logical_id)
+        if module is None:
+            spec_ = self.functions[logical_id]
+            module_file, _ = spec_.handler.rsplit(".", 1)
+            path = spec_.code_dir / f"{module_file}.py"
+            name = f"tickstep_fn_{logical_id}"
+            loader_spec = importlib.util.spec_from_file_location(name, path)
+            if loader_spec is None or loader_spec.loader is None:
+                raise LocalRuntimeError(f"{logical_id}: cannot import {path}")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module  # dataclasses and pickling look modules up by name
+            with _patched_environ(spec_.environment):
+                loader_spec.loader.exec_module(module)
+            self._modules[logical_id] = module
+        return module
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Invoke a function's real handler in-process (one at a time, like a reserved
+        concurrency of 1, so each runs with its own environment variables)."""
+        spec_ = self.functions[logical_id]
+        logs = (
+            contextlib.redirect_stdout(self.log_stream)
+            if self.log_stream is not None
+            else contextlib.nullcontext()
+        )
+        with self._invoke_lock, _patched_environ(spec_.environment), logs:
+            module = self.handler_module(logical_id)
+            if self.before_invoke is not None:
+                self.before_invoke(logical_id, module)
+            handler = getattr(module, spec_.handler.rsplit(".", 1)[1])
+            context = LambdaContext(spec_.name, spec_.memory_mb, spec_.arn)
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            except Exception:
+                self.stats[logical_id].errors += 1
+                raise
+            finally:
+                self.stats[logical_id].durations_ms.append((time.perf_counter() - started) * 1000)
+
+    @contextlib.contextmanager
+    def _route_lambda_invocations(self) -> Iterator[None]:
+        try:
+            from moto.awslambda_simple.models import LambdaSimpleBackend
+        except ImportError as exc:  # pragma: no cover - guarded by a test on the pinned moto
+            raise LocalRuntimeError("moto.awslambda_simple moved: pin moto==5.2.5") from exc
+        original = LambdaSimpleBackend.invoke
+        cloud = self
+
+        def invoke(  # noqa: PLR0917 -- moto's signature
+            backend: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
+        ) -> bytes:
+            logical_id = function_name.rsplit(":", 1)[-1]
+            if logical_id not in cloud.functions:
+                raise LocalRuntimeError(f"invoke: no function {function_name} in template.yaml")
+            payload = json.loads(body) if body else {}
+            try:
+                result = cloud.invoke(logical_id, payload)
+            except Exception as exc:  # the Lambda service reports any handler exception
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps(
+                    {"errorType": type(exc).__name__, "errorMessage": str(exc)[:1000]}
+                ).encode()
+            return json.dumps(result).encode()
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
+
+    # -- EventBridge ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _deliver_unsupported_targets(self) -> Iterator[None]:
+        from moto.events.models import Rule
+
+        original = Rule.send_to_targets
+        cloud = self
+
+        def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
+            if not rule.event_pattern.matches_event(event):
+                return
+            ours = [t for t in rule.targets if t["Arn"].split(":")[2] in ("states", "lambda")]
+            others = [t for t in rule.targets if t not in ours]
+            with cloud._pending_lock:
+                cloud.pending.extend(
+                    Delivery(rule.name, t, json.loads(json.dumps(event))) for t in ours
+                )
+            if others:
+                saved = rule.targets
+                rule.targets = others
+                try:
+                    original(rule, event, transform_input)
+                finally:
+                    rule.targets = saved
+
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            Rule.send_to_targets = original  # type: ignore[method-assign]
+
+    def deliver_pending(self, name_for: Callable[[Delivery], str]) -> int:
+        """Start the executions (or invocations) that rules matched; a failed delivery goes
+        to the target's dead-letter queue, as EventBridge would after its retries."""
+        with self._pending_lock:
+            batch, self.pending = self.pending, []
+        for delivery in batch:
+            arn = delivery.target["Arn"]
+            try:
+                if ":states:" in arn:
+                    self.sfn.start_execution(
+                        stateMachineArn=arn,
+                        name=name_for(delivery),
+                        input=json.dumps(delivery.event),
+                    )
+                else:
+                    self.invoke(arn.rsplit(":", 1)[-1], delivery.event)
+            except Exception as exc:
+                self.deliveries_failed += 1
+                dlq = delivery.target.get("DeadLetterConfig", {}).get("Arn")
+                if dlq is None:
+                    raise
+                self.sqs.send_message(
+                    QueueUrl=self.queue_url_for_arn(dlq),
+                    MessageBody=json.dumps(delivery.event),
+                    MessageAttributes={
+                        "ERROR_CODE": {"DataType": "String", "StringValue": type(exc).__name__},
+                        "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]},
+                        "RULE_ARN": {"DataType": "String", "StringValue": delivery.rule},
+                    },
+                )
+        return len(batch)
+
+    def queue_url_for_arn(self, arn: str) -> str:
+        name = arn.rsplit(":", 1)[-1]
+        for url in self.queues.values():
+            if url.rsplit("/", 1)[-1] == name:
+                return url
+        raise LocalRuntimeError(f"no queue {arn}")
+
+    # -- SQS event sources ----------------------------------------------------------------
+
+    def sqs_sources(self) -> list[tuple[str, str, int]]:
+        """(function, queue URL, batch size) for every SQS event source in the template."""
+        out = []
+        for fn in self.functions.values():
+            for event in fn.events.values():
+                if event["Type"] == "SQS":
+                    props = self.resolver.resolve(event["Properties"])
+                    out.append(
+                        (
+                            fn.logical_id,
+                            self.queue_url_for_arn(props["Queue"]),
+                            int(props.get("BatchSize", 10)),
+                        )
+                    )
+        return out
+
+    def poll_sqs_sources(self) -> int:
+        """Deliver visible messages to their functions the way Lambda's event source mapping
+        does: a batch, partial failures left on the queue for redelivery (and the DLQ)."""
+        delivered = 0
+        for logical_id, url, batch_size in self.sqs_sources():
+            response = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(batch_size, 10),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                continue
+            event = {"Records": [_sqs_record(m, url) for m in messages]}
+            try:
+                result = self.invoke(logical_id, event)
+                failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+            except Exception:
+                failed = {m["MessageId"] for m in messages}
+            for m in messages:
+                if m["MessageId"] not in failed:
+                    self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                else:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
+            delivered += len(messages)
+        return delivered
+
+    # -- Step Functions -------------------------------------------------------------------
+
+    def running_executions(self) -> list[str]:
+        running = []
+        for arn in self.state_machines.values():
+            pages = self.sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=arn, statusFilter="RUNNING"
+            )
+            running += [e["executionArn"] for page in pages for e in page["executions"]]
+        return running
+
+    def execution_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for logical_id, arn in self.state_machines.items():
+            by_status: dict[str, int] = defaultdict(int)
+            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+                for e in page["executions"]:
+                    by_status[e["status"]] += 1
+            counts[logical_id] = dict(by_status)
+        return counts
+
+    def queue_depths(self, logical_ids: list[str]) -> dict[str, int]:
+        depths = {}
+        for logical_id in logical_ids:
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=self.queues[logical_id],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            depths[logical_id] = int(attrs["ApproximateNumberOfMessages"]) + int(
+                attrs["ApproximateNumberOfMessagesNotVisible"]
+            )
+        return depths
+
+    def dead_letter_queues(self) -> list[str]:
+        """Queues that some queue, rule or function names as its dead-letter target."""
+        text = json.dumps(self.template["Resources"])
+        return [q for q in self.queues if f'"{q}"' in text and _is_dlq(self.template, q)]
+
+
+def _is_dlq(template: Mapping[str, Any], queue: str) -> bool:
+    text = json.dumps(template["Resources"])
+    return any(
+        marker in text
+        for marker in (
+            f'"deadLetterTargetArn": {{"Fn::GetAtt": ["{queue}", "Arn"]}}',
+            f'"Arn": {{"Fn::GetAtt": ["{queue}", "Arn"]}}}}',
+            f'"TargetArn": {{"Fn::GetAtt": ["{queue}", "Arn"]}}',
+        )
+    )
+
+
+def _sqs_record(message: dict[str, Any], url: str) -> dict[str, Any]:
+    name = url.rsplit("/", 1)[-1]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": hashlib.md5(message["Body"].encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+        "awsRegion": REGION,
+    }
+
+
+@contextlib.contextmanager
+def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _fix_moto_sfn_service_integrations() -> Iterator[None]:
+    """Make moto 5.2.5 run ``states:startExecution`` (and ``aws-sdk:*``) tasks.
+
+    Its ``StateTaskService._normalise_parameters``/``_normalise_response`` are empty stubs,
+    so PascalCase ASL parameters reach botocore unconverted (``KeyError: 'StateMachineArn'``).
+    This restores what LocalStack, where moto's ASL parser comes from, does. See
+    docs/decisions/0002-sam-template-and-state-machines.md; a test fails if the hook moves.
+    """
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service as sts,
+    )
+
+    models = botocore.session.get_session()
+
+    def operation(task: Any, boto_service_name: Any, service_action_name: Any) -> Any:
+        service = task._get_boto_service_name(boto_service_name)
+        action = service_action_name or task.resource.api_action
+        snake = sts.camel_to_snake_case(action)  # type: ignore[attr-defined]
+        name = "".join(part.title() for part in snake.split("_"))
+        return models.get_service_model(service).operation_model(name)
+
+    def normalise_parameters(
+        task: Any, parameters: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        shape = operation(task, boto_service_name, service_action_name).input_shape
+        task._to_boto_request(parameters, shape)
+
+    def normalise_response(
+        task: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        shape = operation(task, boto_service_name, service_action_name).output_shape
+        task._from_boto_response(response, shape)
+
+    cls: Any = sts.StateTaskService
+    saved = (cls._normalise_parameters, cls._normalise_response)
+    cls._normalise_parameters = normalise_parameters
+    cls._normalise_response = normalise_response
+    try:
+        yield
+    finally:
+        cls._normalise_parameters, cls._normalise_response = saved
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Poll with a deadline: a stuck execution fails loudly instead of hanging."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise LocalRuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

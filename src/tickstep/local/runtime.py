@@ -1,0 +1,401 @@
+"""``tickstep local``: the whole pipeline on this machine, from ``template.yaml``, in moto.
+
+A simulated clock walks the bundled candles. At every candle close the ingest function runs
+(as its schedule would), publishes ``CandleClosed`` on the bus, the decide workflow (the real
+ASL) calls the signal and risk functions, approved intents start the order workflow, which
+records the intent, queues it on the FIFO queue, and the execute function places it on the
+paper exchange, which fills at the next candle's open. The runtime waits for every execution
+to finish before the clock moves on, so a run is deterministic and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from tickstep.candles import CandleArrays, bundled_file, load_csv
+from tickstep.config import TradingConfig
+from tickstep.exchanges.replay import ReplayFeed, SimClock
+from tickstep.local.cloud import Delivery, LocalCloud, LocalRuntimeError
+from tickstep.models import Market
+
+SETTLE_TIMEOUT_S = 60.0
+
+
+def project_root() -> Path:
+    """The folder holding ``template.yaml`` (the repository, or the current directory)."""
+    for candidate in (Path.cwd(), *Path(__file__).resolve().parents):
+        if (candidate / "template.yaml").is_file() and (candidate / "statemachines").is_dir():
+            return candidate
+    raise LocalRuntimeError("template.yaml not found: run tickstep local from the project root")
+
+
+def bundled_series(config: TradingConfig) -> dict[Market, CandleArrays]:
+    series = {}
+    for m in config.markets:
+        name = f"{m.market.base}-{m.market.quote}_{m.market.timeframe}.csv"
+        series[m.market] = load_csv(bundled_file(name))
+    return series
+
+
+def execution_name(delivery: Delivery) -> str:
+    """What the execution is: ``<market>-<candle time>`` for a CandleClosed (80 chars max)."""
+    detail = delivery.event.get("detail", {})
+    market = detail.get("market", {})
+    candle = detail.get("candle", {})
+    if market and candle:
+        symbol = str(market.get("symbol", "")).replace("/", "-")
+        name = (
+            f"{market.get('exchange')}-{symbol}-{market.get('timeframe')}-{candle.get('timestamp')}"
+        )
+    else:
+        name = f"{delivery.event.get('detail-type', 'event')}-{delivery.event.get('id', '')}"
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    return safe[:80]
+
+
+@dataclass
+class Progress:
+    out: TextIO
+    total: int
+    started: float
+    every: int
+
+    def tick(self, done: int, now_ms: int, cloud: LocalCloud) -> None:
+        if done % self.every and done != self.total:
+            return
+        elapsed = time.monotonic() - self.started
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(now_ms / 1000))
+        invocations = sum(len(s.durations_ms) for s in cloud.stats.values())
+        print(
+            f"  [{done:>5}/{self.total}] {stamp} UTC  lambda invocations {invocations:>6}"
+            f"  {elapsed:5.1f}s",
+            file=self.out,
+            flush=True,
+        )
+
+
+@dataclass
+class LocalRun:
+    """One offline run: the stack, the simulated market, and what happened."""
+
+    root: Path
+    config: TradingConfig
+    candles: int
+    out: TextIO = sys.stdout
+    backfill: int = 200
+    log_path: Path | None = None
+
+    def run(self) -> dict[str, Any]:
+        series = bundled_series(self.config)
+        clock = SimClock()
+        feed = ReplayFeed(series, clock)
+        ticks = self._ticks(series)
+        parameters = {
+            "TradingMode": "paper",
+            "Markets": json.dumps(
+                [m.model_dump(mode="json") for m in self.config.markets], separators=(",", ":")
+            ),
+            "RiskLimits": self.config.limits.model_dump_json(),
+        }
+        overrides = {"PAPER_SETTINGS": self.config.paper.model_dump_json()}
+        started = time.monotonic()
+        with LocalCloud(self.root, parameters, environment_overrides=overrides) as cloud:
+            cloud.before_invoke = _injector(feed, clock)
+            log_file = None
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                log_file = self.log_path.open("w")
+                cloud.log_stream = log_file
+            progress = Progress(self.out, len(ticks), started, max(1, len(ticks) // 20))
+            print(
+                f"tickstep local: {len(self.config.markets)} markets, {len(ticks)} candle closes,"
+                f" template {self.root / 'template.yaml'}",
+                file=self.out,
+            )
+            for done, now in enumerate(ticks, start=1):
+                clock.set(now)
+                cloud.invoke("IngestFunction", _scheduled_event(now))
+                settle(cloud)
+                progress.tick(done, now, cloud)
+            clock.set(ticks[-1])
+            cloud.invoke("ReconcileFunction", _scheduled_event(ticks[-1]))
+            settle(cloud)
+            report = build_report(cloud, series, feed)
+            if log_file is not None:
+                log_file.close()
+                report["lambda_log"] = str(self.log_path)
+        report["wall_seconds"] = round(time.monotonic() - started, 2)
+        report["ticks"] = len(ticks)
+        return report
+
+    def _ticks(self, series: dict[Market, CandleArrays]) -> list[int]:
+        start = max(
+            int(a.timestamp[0]) + (self.backfill + 1) * m.timeframe_ms for m, a in series.items()
+        )
+        closes: set[int] = set()
+        for market, arrays in series.items():
+            opens = arrays.timestamp[:-1]  # the last candle has no next open to fill at
+            close = opens + market.timeframe_ms
+            closes.update(int(t) for t in close[close >= start][: self.candles])
+        ordered = sorted(closes)[: self.candles]
+        if not ordered:
+            raise LocalRuntimeError("no candle closes to replay: fewer candles than the backfill")
+        return ordered
+
+
+def _scheduled_event(now_ms: int) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": f"local-{now_ms}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000)),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+    }
+
+
+def _injector(feed: ReplayFeed, clock: SimClock) -> Callable[[str, ModuleType], None]:
+    """Hand the replay feed and the simulated clock to the functions that read the market
+    or the time (as the ccxt client and the wall clock would be in AWS)."""
+    injected: set[str] = set()
+
+    def inject(logical_id: str, module: ModuleType) -> None:
+        if logical_id in injected:
+            return
+        injected.add(logical_id)
+        if logical_id == "IngestFunction":
+            deps = module.build_dependencies(source=feed)
+        elif logical_id in ("ExecuteFunction", "ReconcileFunction"):
+            deps = module.build_dependencies(prices=feed, clock=clock.now_ms)
+        else:
+            deps = module.build_dependencies()
+        if (
+            dataclasses.is_dataclass(deps)
+            and not isinstance(deps, type)
+            and any(f.name == "clock" for f in dataclasses.fields(deps))
+        ):
+            deps = dataclasses.replace(deps, clock=clock.now_ms)
+        module.set_dependencies(deps)
+
+    return inject
+
+
+def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Deliver events and queue messages until no execution is running (with a deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        moved = cloud.deliver_pending(execution_name) + cloud.poll_sqs_sources()
+        if moved:
+            continue
+        running = cloud.running_executions()
+        if not running and not cloud.pending:
+            return
+        if time.monotonic() > deadline:
+            raise LocalRuntimeError(f"{len(running)} executions still running after {timeout_s}s")
+        time.sleep(0.005)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+def build_report(
+    cloud: LocalCloud, series: dict[Market, CandleArrays], feed: ReplayFeed
+) -> dict[str, Any]:
+    """The run's figures, with the paper exchange as the ground truth for orders."""
+    from tickstep.exchanges.paper import PaperState
+    from tickstep.stores import OrderStore, PortfolioStore
+
+    env = cloud.functions["ExecuteFunction"].environment
+    orders_store = OrderStore(cloud.ddb, env["ORDERS_TABLE"])
+    portfolio = PortfolioStore(cloud.ddb, env["PORTFOLIO_TABLE"])
+    state_json, _ = portfolio.paper_state()
+    paper = PaperState.model_validate_json(state_json) if state_json else PaperState()
+
+    ledger = {
+        item["pk"]["S"]: item
+        for page in cloud.ddb.get_paginator("scan").paginate(TableName=env["ORDERS_TABLE"])
+        for item in page["Items"]
+    }
+    by_client: dict[str, list[Any]] = defaultdict(list)
+    for order in paper.orders.values():
+        by_client[order.client_order_id].append(order)
+    mismatches = []
+    for intent_id, item in ledger.items():
+        entry = orders_store.get(intent_id)
+        exchange = by_client.get(intent_id, [])
+        status = item.get("status", {}).get("S")
+        if not exchange:
+            if status not in ("new", "rejected", "failed"):
+                mismatches.append(f"{intent_id}: ledger {status}, exchange has no order")
+            continue
+        last = exchange[-1]
+        if entry is None or status != last.status.value:
+            mismatches.append(f"{intent_id}: ledger {status}, exchange {last.status.value}")
+    for client_id in by_client:
+        if client_id not in ledger:
+            mismatches.append(f"{client_id}: on the exchange, not in the ledger")
+
+    executions = cloud.execution_counts()
+    transitions, outcomes, decisions = _execution_details(cloud)
+    dlqs = cloud.dead_letter_queues()
+    quote_totals = {c: b.total for c, b in paper.balances.items()}
+    last_close = {m: Decimal(repr(float(a.close[-1]))) for m, a in series.items()}
+    markets: dict[str, Any] = {}
+    equity_by_quote: dict[str, Decimal] = defaultdict(Decimal)
+    for currency, total in quote_totals.items():
+        equity_by_quote[currency] += total
+    for position in portfolio.positions():
+        market = position.market
+        price = _price_now(feed, market, last_close)
+        value = position.amount * price
+        markets[market.key] = {
+            "position": str(position.amount),
+            "realized_pnl": str(position.realized_pnl),
+            "unrealized_pnl": str(
+                position.amount * (price - position.average_price)
+                if position.average_price is not None
+                else Decimal(0)
+            ),
+        }
+        equity_by_quote[market.quote] += value
+        equity_by_quote[market.base] -= position.amount  # the base is counted at its price
+    fills = list(paper.fills)
+    return {
+        "executions": executions,
+        "non_terminal_executions": sum(
+            n for sm in executions.values() for s, n in sm.items() if s == "RUNNING"
+        ),
+        "orders": {
+            "intents": len(ledger),
+            "exchange_orders": len(paper.orders),
+            "by_status": dict(Counter(i.get("status", {}).get("S", "?") for i in ledger.values())),
+            "intents_with_multiple_exchange_orders": sum(
+                1 for v in by_client.values() if len(v) > 1
+            ),
+            "ledger_mismatches": len(mismatches),
+            "mismatch_details": mismatches[:20],
+        },
+        "fills": len(fills),
+        "fees": str(sum((f.fee for f in fills), Decimal(0))),
+        "signals": dict(outcomes),
+        "risk_decisions": dict(decisions),
+        "dead_letters": cloud.queue_depths(dlqs),
+        "lambda": {
+            name: {
+                "invocations": len(stats.durations_ms),
+                "errors": stats.errors,
+                "p50_ms": _percentile(stats.durations_ms, 0.5),
+                "p95_ms": _percentile(stats.durations_ms, 0.95),
+                "max_ms": _percentile(stats.durations_ms, 1.0),
+            }
+            for name, stats in sorted(cloud.stats.items())
+        },
+        "state_transitions": transitions,
+        "pnl": {
+            "markets": markets,
+            "balances": {c: str(v) for c, v in quote_totals.items()},
+            "equity": {
+                c: str(v) for c, v in equity_by_quote.items() if c in {m.quote for m in series}
+            },
+        },
+    }
+
+
+def _price_now(feed: ReplayFeed, market: Market, fallback: dict[Market, Decimal]) -> Decimal:
+    try:
+        return feed.price(market, feed.now_ms())
+    except Exception:
+        return fallback[market]
+
+
+def _execution_details(
+    cloud: LocalCloud,
+) -> tuple[dict[str, int], Counter[str], Counter[str]]:
+    """State transitions per state machine, and the decide workflow's outcomes."""
+    transitions: dict[str, int] = {}
+    outcomes: Counter[str] = Counter()
+    decisions: Counter[str] = Counter()
+    for logical_id, arn in cloud.state_machines.items():
+        count = 0
+        for page in cloud.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            for execution in page["executions"]:
+                history = cloud.sfn.get_execution_history(
+                    executionArn=execution["executionArn"], maxResults=1000
+                )["events"]
+                entered = [e for e in history if e["type"].endswith("StateEntered")]
+                count += len(entered)
+                if logical_id != "DecideStateMachine":
+                    continue
+                names = [e["stateEnteredEventDetails"]["name"] for e in entered]
+                outcomes[names[-1] if names else "none"] += 1
+                output = cloud.sfn.describe_execution(executionArn=execution["executionArn"]).get(
+                    "output"
+                )
+                if output and "CheckRisk" in names:
+                    decision = json.loads(output).get("decision") or {}
+                    if decision.get("approved"):
+                        decisions["approved"] += 1
+                    for reason in decision.get("reasons", []):
+                        if reason != "APPROVED":
+                            decisions[f"denied:{reason}"] += 1
+        transitions[logical_id] = count
+    return transitions, outcomes, decisions
+
+
+def render_local_summary(report: dict[str, Any]) -> str:
+    """The end-of-run table of ``tickstep local``."""
+    lines = [
+        "",
+        f"tickstep local: {report['ticks']} candle closes in {report['wall_seconds']}s",
+        "",
+        "executions by state machine and status:",
+    ]
+    for sm, by in sorted(report["executions"].items()):
+        status = ", ".join(f"{s} {n}" for s, n in sorted(by.items())) or "none"
+        lines.append(f"  {sm:<24}{status}  ({report['state_transitions'].get(sm, 0)} transitions)")
+    lines.append("decide outcomes (last state):")
+    lines += [f"  {k:<24}{v:>6}" for k, v in sorted(report["signals"].items())]
+    lines.append("risk decisions:")
+    lines += [f"  {k:<34}{v:>6}" for k, v in sorted(report["risk_decisions"].items())]
+    orders = report["orders"]
+    lines += [
+        f"orders: {orders['intents']} intents, {orders['exchange_orders']} exchange orders, "
+        f"by status {orders['by_status']}",
+        f"  intents with more than one exchange order: "
+        f"{orders['intents_with_multiple_exchange_orders']}, ledger mismatches: "
+        f"{orders['ledger_mismatches']}",
+        f"fills: {report['fills']}, fees: {report['fees']}",
+        f"dead letters: {report['dead_letters']}",
+        "lambda (invocations, p50/p95 ms):",
+    ]
+    lines += [
+        f"  {name:<24}{s['invocations']:>6}  {s['p50_ms']:>8} / {s['p95_ms']:<8}"
+        f" errors {s['errors']}"
+        for name, s in report["lambda"].items()
+    ]
+    lines.append("PnL per market:")
+    for key, m in sorted(report["pnl"]["markets"].items()):
+        lines.append(
+            f"  {key:<24} position {float(m['position']):>12.6f}  realized "
+            f"{float(m['realized_pnl']):>12.8f}  unrealized {float(m['unrealized_pnl']):>12.8f}"
+        )
+    lines.append(f"equity: {report['pnl']['equity']}")
+    return "\n".join(lines)
