@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tickstep run
+	$(BIN)/tickstep local --candles 120 --report reports/local.json
 
 test: $(STAMP) lint tools
 	$(BIN)/python -m pytest -q -n 2

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
 
+from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
 from tickstep.models import Candle, CandleClosed, Market, OrderStatus, TradingState
 from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 

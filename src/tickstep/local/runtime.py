@@ -48,14 +48,17 @@ def bundled_series(config: TradingConfig) -> dict[Market, CandleArrays]:
 
 
 def execution_name(delivery: Delivery) -> str:
-    """What the execution is: ``<market>-<candle time>`` for a CandleClosed (80 chars max)."""
+    """What the execution is: ``<market>-<candle time>-<event id>`` for a CandleClosed (80
+    chars max). Each delivery is its own Express execution, as a rule target starts on AWS; a
+    redelivered candle is stopped later, by the order workflow's named start."""
     detail = delivery.event.get("detail", {})
     market = detail.get("market", {})
     candle = detail.get("candle", {})
     if market and candle:
         symbol = str(market.get("symbol", "")).replace("/", "-")
         name = (
-            f"{market.get('exchange')}-{symbol}-{market.get('timeframe')}-{candle.get('timestamp')}"
+            f"{market.get('exchange')}-{symbol}-{market.get('timeframe')}-"
+            f"{candle.get('timestamp')}-{str(delivery.event.get('id', ''))[:8]}"
         )
     else:
         name = f"{delivery.event.get('detail-type', 'event')}-{delivery.event.get('id', '')}"
@@ -94,6 +97,8 @@ class LocalRun:
     out: TextIO = sys.stdout
     backfill: int = 200
     log_path: Path | None = None
+    before_report: Callable[[LocalCloud], None] | None = None
+    """Runs after the replay, before the report (tests use it to redeliver events)."""
 
     def run(self) -> dict[str, Any]:
         series = bundled_series(self.config)
@@ -130,6 +135,9 @@ class LocalRun:
             clock.set(ticks[-1])
             cloud.invoke("ReconcileFunction", _scheduled_event(ticks[-1]))
             settle(cloud)
+            if self.before_report is not None:
+                self.before_report(cloud)
+                settle(cloud)
             report = build_report(cloud, series, feed)
             if log_file is not None:
                 log_file.close()

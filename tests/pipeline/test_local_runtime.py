@@ -1,0 +1,150 @@
+"""The whole pipeline offline: template.yaml in moto, the real ASL and handlers."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickstep.config import load_config_dict
+from tickstep.local.cloud import LocalCloud
+from tickstep.local.runtime import LocalRun
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def busy_config() -> dict[str, Any]:
+    """A fast crossover so a short replay buys, sells and hits a risk limit."""
+    return {
+        "markets": [
+            {
+                "market": {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"},
+                "strategy": {"name": "sma_cross", "params": {"fast": 2, "slow": 5}},
+            }
+        ],
+        "limits": {
+            "max_notional_per_order": "0.05",
+            "max_position_per_market": "0.1",
+            "max_total_exposure": "0.25",
+            "max_daily_loss": "0.05",
+            "max_drawdown": "0.2",
+            "cooldown_after_loss_ms": 0,
+            "max_orders_per_hour": 2,
+            "price_band": "0.05",
+            "sizing": {"kind": "fixed_quote", "quote_amount": "0.02"},
+        },
+        "paper": {"fee_rate": "0.001", "slippage": "0", "balances": {"BTC": "1"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def run() -> dict[str, Any]:
+    redelivered: dict[str, Any] = {}
+
+    def redeliver_an_ordered_candle(cloud: LocalCloud) -> None:
+        """Publish again a CandleClosed that led to an order: at-least-once delivery."""
+        executions = cloud.sfn.list_executions(
+            stateMachineArn=cloud.state_machines["OrderStateMachine"]
+        )["executions"]
+        first = cloud.sfn.describe_execution(executionArn=executions[-1]["executionArn"])
+        intent = json.loads(first["input"])["intent"]
+        history = cloud.sfn.list_executions(
+            stateMachineArn=cloud.state_machines["DecideStateMachine"]
+        )["executions"]
+        for execution in history:
+            event = json.loads(
+                cloud.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
+            )
+            if event["detail"]["candle"]["timestamp"] == intent["candle_time"]:
+                cloud.events.put_events(
+                    Entries=[
+                        {
+                            "Source": event["source"],
+                            "DetailType": event["detail-type"],
+                            "Detail": json.dumps(event["detail"]),
+                            "EventBusName": cloud.resolver.refs["EventBus"],
+                        }
+                    ]
+                )
+                redelivered["intent_id"] = intent["intent_id"]
+                return
+        raise AssertionError("no decide execution for the ordered candle")
+
+    local = LocalRun(
+        ROOT,
+        load_config_dict(busy_config()),
+        candles=40,
+        out=io.StringIO(),
+        before_report=redeliver_an_ordered_candle,
+    )
+    report = local.run()
+    report["redelivered"] = redelivered
+    return report
+
+
+def test_local_run_when_replaying_then_every_execution_succeeds_and_none_is_left(
+    run: dict[str, Any],
+) -> None:
+    assert run["non_terminal_executions"] == 0
+    for machine, by_status in run["executions"].items():
+        assert set(by_status) == {"SUCCEEDED"}, (machine, by_status)
+    assert run["executions"]["OrderStateMachine"]["SUCCEEDED"] > 0
+
+
+def test_local_run_goes_through_hold_buy_sell_fills_and_a_risk_denial(
+    run: dict[str, Any],
+) -> None:
+    assert run["signals"]["Hold"] > 0
+    assert run["signals"]["OrderStarted"] > 0
+    assert any(k.startswith("denied:") for k in run["risk_decisions"]), run["risk_decisions"]
+    assert run["orders"]["by_status"].get("filled", 0) >= 2
+    assert run["fills"] == run["orders"]["exchange_orders"]
+    assert Decimal(run["fees"]) > 0
+
+
+def test_local_run_when_a_candle_is_delivered_twice_then_one_exchange_order(
+    run: dict[str, Any],
+) -> None:
+    assert run["redelivered"].get("intent_id")
+    orders = run["orders"]
+    assert orders["intents_with_multiple_exchange_orders"] == 0
+    assert orders["exchange_orders"] == orders["intents"]
+    assert orders["ledger_mismatches"] == 0, orders["mismatch_details"]
+    # The redelivered candle ran the decide workflow a second time (41 for 40 candles); risk
+    # or the order workflow's named start stopped it, so no second order workflow ran.
+    assert sum(run["signals"].values()) == 41
+    assert run["executions"]["OrderStateMachine"]["SUCCEEDED"] == orders["intents"]
+
+
+def test_local_run_report_has_the_documented_fields(run: dict[str, Any]) -> None:
+    for key in (
+        "executions",
+        "non_terminal_executions",
+        "orders",
+        "dead_letters",
+        "lambda",
+        "state_transitions",
+        "pnl",
+    ):
+        assert key in run
+    assert set(run["dead_letters"]) >= {"OrderDLQ", "DecideRuleDLQ"}
+    assert sum(run["dead_letters"].values()) == 0
+    assert run["lambda"]["SignalFunction"]["invocations"] >= 40
+    assert run["state_transitions"]["DecideStateMachine"] > 0
+
+
+def test_moto_hooks_the_runtime_patches_are_where_it_expects() -> None:
+    """Pinned moto 5.2.5: fail loudly if the Lambda or Step Functions hooks move."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.events.models import Rule
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
+
+    assert callable(LambdaSimpleBackend.invoke)
+    assert callable(Rule.send_to_targets)
+    assert hasattr(state_task_service.StateTaskService, "_normalise_parameters")
