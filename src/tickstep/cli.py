@@ -84,6 +84,52 @@ def _cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cost(args: argparse.Namespace) -> int:
+    import io
+
+    from tickstep.config import default_config
+    from tickstep.cost import estimate, fixed_from_template, per_tick_from_report
+    from tickstep.local.runtime import LocalRun, project_root
+    from tickstep.local.template import load_template
+
+    root = project_root()
+    if args.report:
+        report = json.loads(Path(args.report).read_text())
+    else:
+        log_path = root / "reports" / "cost-lambda.log"
+        report = LocalRun(
+            root, default_config(), candles=args.candles, out=io.StringIO(), log_path=log_path
+        ).run()
+    log = report.get("lambda_log")
+    if log and Path(log).is_file():
+        report["lambda_log_bytes"] = Path(log).stat().st_size
+    template = load_template(root / "template.yaml")
+    memory = {
+        name: int(res["Properties"].get("MemorySize", 256))
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+    per_tick = per_tick_from_report(report, memory)
+    fixed = fixed_from_template(template, report)
+    listed = estimate(per_tick, fixed, markets=args.markets, timeframe=args.timeframe)
+    free = estimate(per_tick, fixed, markets=args.markets, timeframe=args.timeframe, free_tier=True)
+    result = listed.to_dict()
+    result["monthly_usd_with_free_tier"] = float(free.monthly_usd)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{args.markets} markets on {args.timeframe} candles: "
+        f"{listed.ticks_per_month:,.0f} decisions a month ({listed.assumptions['month_days']} days)"
+    )
+    for item, usd in sorted(listed.breakdown.items(), key=lambda kv: -kv[1]):
+        print(f"  {item:<40} ${float(usd):>8.2f}")
+    print(f"  {'total (list prices)':<40} ${float(listed.monthly_usd):>8.2f}")
+    print(f"  {'total with the always-free tier':<40} ${float(free.monthly_usd):>8.2f}")
+    print(f"prices: AWS list prices, {result['region']}, as of {result['prices_as_of']}")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from tickstep.schemas import stale_schemas, write_schemas
 
@@ -117,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--report", help="write the run's JSON report to this path")
     local.add_argument("--log", help="the functions' logs (default: reports/local-lambda.log)")
     local.set_defaults(func=_cmd_local)
+
+    cost = sub.add_parser("cost", help="estimate the monthly AWS bill from a measured local run")
+    cost.add_argument("--markets", type=int, default=20)
+    cost.add_argument("--timeframe", default="1m")
+    cost.add_argument("--json", action="store_true", help="print monthly_usd and the breakdown")
+    cost.add_argument("--report", help="a tickstep local --report file (default: measure now)")
+    cost.add_argument("--candles", type=int, default=60, help="candles to measure when no report")
+    cost.set_defaults(func=_cmd_cost)
 
     schemas = sub.add_parser("schemas", help="write (or --check) the events' JSON Schemas")
     schemas.add_argument("--out", default="events/schemas")

@@ -148,3 +148,40 @@ def test_moto_hooks_the_runtime_patches_are_where_it_expects() -> None:
     assert callable(LambdaSimpleBackend.invoke)
     assert callable(Rule.send_to_targets)
     assert hasattr(state_task_service.StateTaskService, "_normalise_parameters")
+
+
+def test_cost_cli_when_given_a_measured_report_then_prices_it_and_scales_with_markets(
+    run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tickstep.cli import main
+
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(run))
+    estimates = {}
+    for markets in (1, 20):
+        assert (
+            main(
+                [
+                    "cost",
+                    "--markets",
+                    str(markets),
+                    "--timeframe",
+                    "1m",
+                    "--report",
+                    str(path),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        estimates[markets] = json.loads(capsys.readouterr().out)
+    small, large = estimates[1], estimates[20]
+    assert large["ticks_per_month"] == 20 * small["ticks_per_month"] == 20 * 43_200
+    assert large["monthly_usd"] > small["monthly_usd"] > 0
+    assert (
+        large["breakdown"]["step_functions_express"] > small["breakdown"]["step_functions_express"]
+    )
+    assert large["monthly_usd_with_free_tier"] < large["monthly_usd"]
+    assert round(sum(large["breakdown"].values()), 2) == pytest.approx(
+        large["monthly_usd"], abs=0.02
+    )

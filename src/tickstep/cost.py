@@ -1,0 +1,247 @@
+"""What tickstep costs on AWS per month, from counts a local run measured and list prices.
+
+The offline runtime counts, per candle tick, the Lambda invocations and their durations, the
+state transitions of each workflow and the events and messages sent. This module scales those
+to ``markets`` markets on a ``timeframe`` for a 30-day month and prices them.
+
+Prices: AWS public list prices, region us-east-1 (N. Virginia), on-demand, x86_64, as
+published on the services' pricing pages and written down here on 2026-11-26. They are
+list prices without the free tier; ``free_tier=True`` subtracts the always-free monthly
+allowances (Lambda 1M requests and 400,000 GB-s, SQS 1M requests, Step Functions 4,000
+Standard transitions, CloudWatch 10 alarms, 10 metrics, 5 GB of logs and 3 dashboards).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from tickstep.models import timeframe_ms
+
+REGION = "us-east-1"
+PRICES_AS_OF = "2026-11-26"
+MONTH_MS = 30 * 86_400_000
+
+PRICES: dict[str, Decimal] = {
+    "lambda_request": Decimal("0.20") / 1_000_000,
+    "lambda_gb_second": Decimal("0.0000166667"),
+    "sfn_standard_transition": Decimal("0.025") / 1000,
+    "sfn_express_request": Decimal("1.00") / 1_000_000,
+    "sfn_express_gb_second": Decimal("0.00001667"),
+    "eventbridge_custom_event": Decimal("1.00") / 1_000_000,
+    "eventbridge_archive_gb": Decimal("0.10"),
+    "sqs_fifo_request": Decimal("0.50") / 1_000_000,
+    "sqs_standard_request": Decimal("0.40") / 1_000_000,
+    "dynamodb_write_unit": Decimal("0.625") / 1_000_000,
+    "dynamodb_read_unit": Decimal("0.125") / 1_000_000,
+    "dynamodb_gb_month": Decimal("0.25"),
+    "secret_month": Decimal("0.40"),
+    "secret_api_call": Decimal("0.05") / 10_000,
+    "logs_ingest_gb": Decimal("0.50"),
+    "logs_storage_gb_month": Decimal("0.03"),
+    "alarm_month": Decimal("0.10"),
+    "custom_metric_month": Decimal("0.30"),
+    "dashboard_month": Decimal("3.00"),
+}
+
+FREE_TIER = {
+    "lambda_requests": 1_000_000,
+    "lambda_gb_seconds": 400_000,
+    "sqs_requests": 1_000_000,
+    "sfn_standard_transitions": 4_000,
+    "alarms": 10,
+    "custom_metrics": 10,
+    "logs_gb": 5,
+    "dashboards": 3,
+}
+
+
+SQS_POLLS_PER_MONTH = 5 * 3 * 43_200
+"""Lambda's SQS event source keeps about 5 pollers long-polling (20 s): 15 requests a minute."""
+
+
+@dataclass(frozen=True)
+class PerTick:
+    """What one market's candle close costs in requests, measured by a local run."""
+
+    lambda_invocations: dict[str, float]
+    """Function -> invocations per market tick (ingest is per schedule, not per market)."""
+    lambda_duration_ms: dict[str, float]
+    """Function -> mean billed duration in ms (rounded up to 1 ms by Lambda)."""
+    lambda_memory_mb: dict[str, int]
+    express_executions: float
+    express_duration_ms: float
+    standard_transitions: float
+    events_published: float
+    sqs_requests: float
+    dynamodb_writes: float
+    dynamodb_reads: float
+    log_bytes: float = 600.0
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Monthly items that do not grow with ticks, from the template."""
+
+    secrets: int = 0
+    alarms: int = 0
+    custom_metrics: int = 0
+    dashboards: int = 0
+    ingest_invocations_per_month: float = 43_200
+    ingest_duration_ms: float = 1500.0
+    ingest_memory_mb: int = 512
+    reconcile_invocations_per_month: float = 2_880
+    reconcile_duration_ms: float = 2000.0
+    reconcile_memory_mb: int = 512
+    secret_calls_per_month: float = 2 * 30 * 24 * 12
+    """Execute and reconcile each refetch the cached secret at most every 5 minutes."""
+
+
+@dataclass
+class Estimate:
+    markets: int
+    timeframe: str
+    ticks_per_month: float
+    breakdown: dict[str, Decimal] = field(default_factory=dict)
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def monthly_usd(self) -> Decimal:
+        return sum(self.breakdown.values(), Decimal(0)).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "monthly_usd": float(self.monthly_usd),
+            "markets": self.markets,
+            "timeframe": self.timeframe,
+            "ticks_per_month": self.ticks_per_month,
+            "region": REGION,
+            "prices_as_of": PRICES_AS_OF,
+            "breakdown": {
+                k: float(v.quantize(Decimal("0.0001"))) for k, v in self.breakdown.items()
+            },
+            "assumptions": self.assumptions,
+        }
+
+
+def _d(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+def estimate(
+    per_tick: PerTick, fixed: Fixed, *, markets: int, timeframe: str, free_tier: bool = False
+) -> Estimate:
+    """Scale per-market-tick counts to a month of ``markets`` markets and price them."""
+    if markets < 1:
+        raise ValueError("markets: at least 1")
+    ticks = MONTH_MS / timeframe_ms(timeframe) * markets
+    p = PRICES
+    requests = sum(per_tick.lambda_invocations.values()) * ticks
+    gb_s = sum(
+        per_tick.lambda_invocations[f]
+        * ticks
+        * max(per_tick.lambda_duration_ms[f], 1)
+        / 1000
+        * per_tick.lambda_memory_mb[f]
+        / 1024
+        for f in per_tick.lambda_invocations
+    )
+    requests += fixed.ingest_invocations_per_month + fixed.reconcile_invocations_per_month
+    gb_s += fixed.ingest_invocations_per_month * fixed.ingest_duration_ms / 1000 * (
+        fixed.ingest_memory_mb / 1024
+    ) + fixed.reconcile_invocations_per_month * fixed.reconcile_duration_ms / 1000 * (
+        fixed.reconcile_memory_mb / 1024
+    )
+    transitions = per_tick.standard_transitions * ticks
+    sqs = per_tick.sqs_requests * ticks + SQS_POLLS_PER_MONTH
+    log_gb = per_tick.log_bytes * ticks / 1e9
+    alarms, metrics, dashboards = fixed.alarms, fixed.custom_metrics, fixed.dashboards
+    if free_tier:
+        requests = max(0.0, requests - FREE_TIER["lambda_requests"])
+        gb_s = max(0.0, gb_s - FREE_TIER["lambda_gb_seconds"])
+        transitions = max(0.0, transitions - FREE_TIER["sfn_standard_transitions"])
+        sqs = max(0.0, sqs - FREE_TIER["sqs_requests"])
+        log_gb = max(0.0, log_gb - FREE_TIER["logs_gb"])
+        alarms = max(0, alarms - FREE_TIER["alarms"])
+        metrics = max(0, metrics - FREE_TIER["custom_metrics"])
+        dashboards = max(0, dashboards - FREE_TIER["dashboards"])
+    express_gb_s = (
+        per_tick.express_executions
+        * ticks
+        * (max(100.0, per_tick.express_duration_ms) / 1000)
+        * 64
+        / 1024
+    )  # Express bills 64 MB minimum, in 100 ms increments
+    breakdown = {
+        "lambda": _d(requests) * p["lambda_request"] + _d(gb_s) * p["lambda_gb_second"],
+        "step_functions_express": _d(per_tick.express_executions * ticks) * p["sfn_express_request"]
+        + _d(express_gb_s) * p["sfn_express_gb_second"],
+        "step_functions_standard": _d(transitions) * p["sfn_standard_transition"],
+        "eventbridge": _d(per_tick.events_published * ticks) * p["eventbridge_custom_event"],
+        "sqs": _d(sqs) * p["sqs_fifo_request"],
+        "dynamodb": _d(per_tick.dynamodb_writes * ticks) * p["dynamodb_write_unit"]
+        + _d(per_tick.dynamodb_reads * ticks) * p["dynamodb_read_unit"],
+        "secrets_manager": fixed.secrets * p["secret_month"]
+        + (_d(fixed.secret_calls_per_month) * p["secret_api_call"] if fixed.secrets else 0),
+        "cloudwatch_logs": _d(log_gb) * p["logs_ingest_gb"],
+        "cloudwatch_alarms_metrics_dashboards": alarms * p["alarm_month"]
+        + metrics * p["custom_metric_month"]
+        + dashboards * p["dashboard_month"],
+    }
+    return Estimate(
+        markets=markets,
+        timeframe=timeframe,
+        ticks_per_month=ticks,
+        breakdown=breakdown,
+        assumptions={
+            "free_tier": free_tier,
+            "month_days": 30,
+            "per_market_tick": per_tick.__dict__,
+            "fixed": fixed.__dict__,
+        },
+    )
+
+
+def per_tick_from_report(report: dict[str, Any], memory_mb: dict[str, int]) -> PerTick:
+    """Per-market-tick counts from a ``tickstep local --report`` document."""
+    decide = report["executions"].get("DecideStateMachine", {})
+    market_ticks = sum(decide.values())
+    if market_ticks == 0:
+        raise ValueError("report: no decide executions, nothing to scale")
+    lam = report["lambda"]
+    per_tick_functions = ("SignalFunction", "RiskFunction", "ExecuteFunction")
+    invocations = {f: lam[f]["invocations"] / market_ticks for f in per_tick_functions if f in lam}
+    durations = {f: float(lam[f]["p50_ms"]) for f in invocations}
+    orders = report["orders"]["intents"] / market_ticks
+    log_bytes = float(report.get("lambda_log_bytes", 0)) / market_ticks or 600.0
+    return PerTick(
+        lambda_invocations=invocations,
+        lambda_duration_ms=durations,
+        lambda_memory_mb={f: memory_mb.get(f, 256) for f in invocations},
+        express_executions=1.0,
+        express_duration_ms=sum(
+            durations[f] * invocations[f] for f in durations if f != "ExecuteFunction"
+        ),
+        standard_transitions=report["state_transitions"].get("OrderStateMachine", 0) / market_ticks,
+        events_published=1.0 + orders,  # CandleClosed, and one outcome event per order
+        sqs_requests=3.0 * orders,  # send, receive, delete
+        dynamodb_writes=1.0 + 8.0 * orders,
+        dynamodb_reads=2.0 + 10.0 * orders,
+        log_bytes=log_bytes,
+    )
+
+
+def fixed_from_template(template: dict[str, Any], report: dict[str, Any]) -> Fixed:
+    resources = template["Resources"].values()
+    lam = report["lambda"]
+    return Fixed(
+        secrets=0,  # paper mode creates no secret; add 1 for sandbox or live ($0.40)
+        alarms=sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"),
+        custom_metrics=10,
+        dashboards=sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard"),
+        ingest_duration_ms=float(lam.get("IngestFunction", {}).get("p50_ms", 1500.0)),
+        reconcile_duration_ms=float(lam.get("ReconcileFunction", {}).get("p50_ms", 2000.0)),
+    )
