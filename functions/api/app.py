@@ -31,6 +31,7 @@ from tickstep.services import (
     set_trading_state,
     status,
 )
+from tickstep.wiring import Dependencies
 
 logger = Logger()
 tracer = Tracer()
@@ -48,9 +49,6 @@ class Deps:
     publisher: Publisher
     clock: Callable[[], int]
     mode: str
-
-
-_slot: dict[str, Deps] = {}
 
 
 def build_dependencies() -> Deps:
@@ -74,17 +72,9 @@ def build_dependencies() -> Deps:
     )
 
 
-def set_dependencies(deps: Deps | None) -> None:
-    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
-    _slot.pop("deps", None)
-    if deps is not None:
-        _slot["deps"] = deps
-
-
-def dependencies() -> Deps:
-    if "deps" not in _slot:
-        _slot["deps"] = build_dependencies()
-    return _slot["deps"]
+_deps: Dependencies[Deps] = Dependencies(build_dependencies)
+set_dependencies = _deps.set
+dependencies = _deps.get
 
 
 class StateChangeRequest(BaseModel):

@@ -35,6 +35,7 @@ from tickstep.services import (
     Publisher,
     run_execute,
 )
+from tickstep.wiring import Dependencies
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import ExchangePort
@@ -73,9 +74,6 @@ class Deps:
     open_exchange: Callable[[Market], Session]
     clock: Callable[[], int]
     grace_ms: int = DEFAULT_GRACE_MS
-
-
-_slot: dict[str, Deps] = {}
 
 
 def wall_clock_ms() -> int:
@@ -175,17 +173,9 @@ def _ccxt_sessions(secret_name: str, mode: str) -> Callable[[Market], Session]:
     return open_exchange
 
 
-def set_dependencies(deps: Deps | None) -> None:
-    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
-    _slot.pop("deps", None)
-    if deps is not None:
-        _slot["deps"] = deps
-
-
-def dependencies() -> Deps:
-    if "deps" not in _slot:
-        _slot["deps"] = build_dependencies()
-    return _slot["deps"]
+_deps: Dependencies[Deps] = Dependencies(build_dependencies)
+set_dependencies = _deps.set
+dependencies = _deps.get
 
 
 def _token_of(body: str) -> str | None:

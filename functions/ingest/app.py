@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market, MarketRules
 from tickstep.services import CandleRepository, PortfolioRepository, Publisher, ingest
+from tickstep.wiring import Dependencies
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import CandleSource
@@ -38,9 +39,6 @@ class Deps:
     rules: Callable[[Market], MarketRules] | None = None
     portfolio: PortfolioRepository | None = None
     cached_rules: set[str] = field(default_factory=set)
-
-
-_slot: dict[str, Deps] = {}
 
 
 class CcxtCandles:
@@ -101,17 +99,9 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
     )
 
 
-def set_dependencies(deps: Deps | None) -> None:
-    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
-    _slot.pop("deps", None)
-    if deps is not None:
-        _slot["deps"] = deps
-
-
-def dependencies() -> Deps:
-    if "deps" not in _slot:
-        _slot["deps"] = build_dependencies()
-    return _slot["deps"]
+_deps: Dependencies[Deps] = Dependencies(build_dependencies)
+set_dependencies = _deps.set
+dependencies = _deps.get
 
 
 @logger.inject_lambda_context(clear_state=True)

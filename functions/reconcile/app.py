@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market
 from tickstep.services import DEFAULT_GRACE_MS, OrderRepository, PortfolioRepository, reconcile
+from tickstep.wiring import Dependencies
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import ExchangePort
@@ -42,9 +43,6 @@ class Deps:
     open_exchange: Callable[[], Session]
     clock: Callable[[], int]
     grace_ms: int = DEFAULT_GRACE_MS
-
-
-_slot: dict[str, Deps] = {}
 
 
 def wall_clock_ms() -> int:
@@ -117,17 +115,9 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
     )
 
 
-def set_dependencies(deps: Deps | None) -> None:
-    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
-    _slot.pop("deps", None)
-    if deps is not None:
-        _slot["deps"] = deps
-
-
-def dependencies() -> Deps:
-    if "deps" not in _slot:
-        _slot["deps"] = build_dependencies()
-    return _slot["deps"]
+_deps: Dependencies[Deps] = Dependencies(build_dependencies)
+set_dependencies = _deps.set
+dependencies = _deps.get
 
 
 @logger.inject_lambda_context(clear_state=True)

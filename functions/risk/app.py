@@ -28,6 +28,7 @@ from tickstep.services import (
     RiskInput,
     check_risk,
 )
+from tickstep.wiring import Dependencies
 
 logger = Logger()
 tracer = Tracer()
@@ -43,9 +44,6 @@ class Deps:
     fallback_rules: Callable[[Market], MarketRules]
     start_balances: Callable[[], Mapping[str, Decimal]]
     clock: Callable[[], int]
-
-
-_slot: dict[str, Deps] = {}
 
 
 def wall_clock_ms() -> int:
@@ -81,17 +79,9 @@ def build_dependencies() -> Deps:
     )
 
 
-def set_dependencies(deps: Deps | None) -> None:
-    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
-    _slot.pop("deps", None)
-    if deps is not None:
-        _slot["deps"] = deps
-
-
-def dependencies() -> Deps:
-    if "deps" not in _slot:
-        _slot["deps"] = build_dependencies()
-    return _slot["deps"]
+_deps: Dependencies[Deps] = Dependencies(build_dependencies)
+set_dependencies = _deps.set
+dependencies = _deps.get
 
 
 @logger.inject_lambda_context(clear_state=True)

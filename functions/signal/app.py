@@ -24,6 +24,7 @@ from tickstep.services import (
     compute_signal,
 )
 from tickstep.strategies import MarketConfig
+from tickstep.wiring import Dependencies
 
 logger = Logger()
 tracer = Tracer()
@@ -36,9 +37,6 @@ class Deps:
     candles: CandleRepository
     portfolio: PortfolioRepository
     signals: SignalRepository | None
-
-
-_slot: dict[str, Deps] = {}
 
 
 def build_dependencies() -> Deps:
@@ -58,17 +56,9 @@ def build_dependencies() -> Deps:
     )
 
 
-def set_dependencies(deps: Deps | None) -> None:
-    """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
-    _slot.pop("deps", None)
-    if deps is not None:
-        _slot["deps"] = deps
-
-
-def dependencies() -> Deps:
-    if "deps" not in _slot:
-        _slot["deps"] = build_dependencies()
-    return _slot["deps"]
+_deps: Dependencies[Deps] = Dependencies(build_dependencies)
+set_dependencies = _deps.set
+dependencies = _deps.get
 
 
 @logger.inject_lambda_context(clear_state=True)
