@@ -328,11 +328,9 @@ def check_risk(
             changed_at=now_ms,
             changed_by="risk",
         )
-        if control.set(record, unless=record.state):
-            change = TradingStateChange(previous=trading.state, current=record)
-            publisher.publish(
-                SOURCE_RISK, EVENT_TRADING_STATE_CHANGED, [change.model_dump(mode="json")]
-            )
+        _record_state_change(
+            record, trading.state, control, publisher, SOURCE_RISK, unless=record.state
+        )
     return RiskOutput(intent=intent, decision=decision)
 
 
@@ -677,10 +675,26 @@ def set_trading_state(
     operator action is on the bus)."""
     previous = control.get()
     record = TradingStateRecord(state=state, reason=reason, changed_at=now_ms, changed_by=who)
-    control.set(record)
-    change = TradingStateChange(previous=previous.state, current=record)
-    publisher.publish(SOURCE_CONTROL, EVENT_TRADING_STATE_CHANGED, [change.model_dump(mode="json")])
+    _record_state_change(record, previous.state, control, publisher, SOURCE_CONTROL)
     return record
+
+
+def _record_state_change(
+    record: TradingStateRecord,
+    previous: TradingState,
+    control: ControlRepository,
+    publisher: Publisher,
+    source: str,
+    *,
+    unless: TradingState | None = None,
+) -> bool:
+    """Write the trading state and put the change on the bus; ``unless`` skips both when the
+    state already is that (so an automatic halt is announced once)."""
+    if not control.set(record, unless=unless):
+        return False
+    change = TradingStateChange(previous=previous, current=record)
+    publisher.publish(source, EVENT_TRADING_STATE_CHANGED, [change.model_dump(mode="json")])
+    return True
 
 
 # -- the execute function's answer ------------------------------------------------------------
@@ -756,10 +770,13 @@ def run_execute(
                 changed_at=now_ms,
                 changed_by="execute",
             )
-            if control.set(record, unless=TradingState.HALTED):
-                change = TradingStateChange(previous=previous.state, current=record)
-                publisher.publish(
-                    SOURCE_CONTROL, EVENT_TRADING_STATE_CHANGED, [change.model_dump(mode="json")]
-                )
+            _record_state_change(
+                record,
+                previous.state,
+                control,
+                publisher,
+                SOURCE_CONTROL,
+                unless=TradingState.HALTED,
+            )
         return ExecuteOutcome(error=task_error_name(exc), cause=cause)
     return ExecuteOutcome(order=order)
