@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from tickstep.models import Market
+from tickstep.models import Market, validation_problems
 from tickstep.services import (
     DEFAULT_GRACE_MS,
     ControlRepository,
@@ -189,9 +189,7 @@ def _token_of(body: str) -> str | None:
 
 
 def _fields(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-    )[:1000]
+    return validation_problems(exc, "body")[:1000]
 
 
 @tracer.capture_method

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tickstep.models import validation_problems
 from tickstep.risk import FixedQuoteSizing, RiskLimits
 from tickstep.strategies import ConfigError, MarketConfig
 
@@ -83,11 +84,7 @@ def load_config_dict(data: Any) -> TradingConfig:
     try:
         return TradingConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from exc
+        raise ConfigError(f"invalid configuration: {validation_problems(exc, 'config')}") from exc
 
 
 def load_config(path: str | Path) -> TradingConfig:

@@ -12,7 +12,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "Amount",
@@ -37,7 +37,16 @@ __all__ = [
     "TradingState",
     "TradingStateRecord",
     "timeframe_ms",
+    "validation_problems",
 ]
+
+
+def validation_problems(exc: ValidationError, root: str = "value") -> str:
+    """``field.path: message; ...`` for every error, so a message names each bad field
+    (``root`` names the whole input when the error is not about one field)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()
+    )
 
 
 class Model(BaseModel):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tickstep.models import Market
+from tickstep.models import Market, validation_problems
 from tickstep.risk import RiskLimits
 
 if TYPE_CHECKING:
@@ -186,6 +186,4 @@ _MARKETS = TypeAdapter(list[MarketEntry])
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-    )
+    return validation_problems(exc)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tickstep.models import Market
+from tickstep.models import Market, validation_problems
 from tickstep.strategies.base import Strategy
 from tickstep.strategies.builtin import BbandsBreakout, MacdTrend, RsiReversion, SmaCross
 
@@ -59,10 +59,7 @@ def build_strategy(config: StrategyConfig) -> Strategy[Any]:
     try:
         params = cls.params_type.model_validate(config.params)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, "params")
         raise ConfigError(f"strategy {config.name!r} parameters: {problems}") from exc
     return cls(params)
 
