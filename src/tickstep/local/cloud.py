@@ -540,20 +540,24 @@ class LocalCloud:
 
     def dead_letter_queues(self) -> list[str]:
         """Queues that some queue, rule or function names as its dead-letter target."""
-        text = json.dumps(self.template["Resources"])
-        return [q for q in self.queues if f'"{q}"' in text and _is_dlq(self.template, q)]
+        named = set(_dead_letter_targets(self.template["Resources"]))
+        return [q for q in self.queues if q in named]
 
 
-def _is_dlq(template: Mapping[str, Any], queue: str) -> bool:
-    text = json.dumps(template["Resources"])
-    return any(
-        marker in text
-        for marker in (
-            f'"deadLetterTargetArn": {{"Fn::GetAtt": ["{queue}", "Arn"]}}',
-            f'"Arn": {{"Fn::GetAtt": ["{queue}", "Arn"]}}}}',
-            f'"TargetArn": {{"Fn::GetAtt": ["{queue}", "Arn"]}}',
-        )
-    )
+_DLQ_KEYS = {"deadLetterTargetArn", "DeadLetterConfig", "DeadLetterQueue"}
+
+
+def _dead_letter_targets(node: Any, under_dlq_key: bool = False) -> Iterator[str]:
+    """Logical ids that ``Fn::GetAtt`` points at under a dead-letter setting, anywhere."""
+    if isinstance(node, dict):
+        getatt = node.get("Fn::GetAtt")
+        if under_dlq_key and isinstance(getatt, list) and getatt:
+            yield str(getatt[0])
+        for key, value in node.items():
+            yield from _dead_letter_targets(value, under_dlq_key or key in _DLQ_KEYS)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _dead_letter_targets(value, under_dlq_key)
 
 
 def _sqs_record(message: dict[str, Any], url: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from tickstep.candles import CandleArrays, bundled_file, load_csv
 from tickstep.config import TradingConfig
+from tickstep.exchanges.errors import FatalExchangeError
 from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.local.cloud import Delivery, LocalCloud, LocalRuntimeError
 from tickstep.models import Market
@@ -229,10 +230,9 @@ def build_report(
 ) -> dict[str, Any]:
     """The run's figures, with the paper exchange as the ground truth for orders."""
     from tickstep.exchanges.paper import PaperState
-    from tickstep.stores import OrderStore, PortfolioStore
+    from tickstep.stores import PortfolioStore
 
     env = cloud.functions["ExecuteFunction"].environment
-    orders_store = OrderStore(cloud.ddb, env["ORDERS_TABLE"])
     portfolio = PortfolioStore(cloud.ddb, env["PORTFOLIO_TABLE"])
     state_json, _ = portfolio.paper_state()
     paper = PaperState.model_validate_json(state_json) if state_json else PaperState()
@@ -247,7 +247,6 @@ def build_report(
         by_client[order.client_order_id].append(order)
     mismatches = []
     for intent_id, item in ledger.items():
-        entry = orders_store.get(intent_id)
         exchange = by_client.get(intent_id, [])
         status = item.get("status", {}).get("S")
         if not exchange:
@@ -255,7 +254,7 @@ def build_report(
                 mismatches.append(f"{intent_id}: ledger {status}, exchange has no order")
             continue
         last = exchange[-1]
-        if entry is None or status != last.status.value:
+        if status != last.status.value:
             mismatches.append(f"{intent_id}: ledger {status}, exchange {last.status.value}")
     for client_id in by_client:
         if client_id not in ledger:
@@ -264,12 +263,10 @@ def build_report(
     executions = cloud.execution_counts()
     transitions, outcomes, decisions = _execution_details(cloud)
     dlqs = cloud.dead_letter_queues()
-    quote_totals = {c: b.total for c, b in paper.balances.items()}
+    balances = {c: b.total for c, b in paper.balances.items()}
     last_close = {m: Decimal(repr(float(a.close[-1]))) for m, a in series.items()}
     markets: dict[str, Any] = {}
-    equity_by_quote: dict[str, Decimal] = defaultdict(Decimal)
-    for currency, total in quote_totals.items():
-        equity_by_quote[currency] += total
+    equity_by_quote: dict[str, Decimal] = defaultdict(Decimal, balances)
     for position in portfolio.positions():
         market = position.market
         price = _price_now(feed, market, last_close)
@@ -284,7 +281,6 @@ def build_report(
             ),
         }
         equity_by_quote[market.quote] += value
-        equity_by_quote[market.base] -= position.amount  # the base is counted at its price
     fills = list(paper.fills)
     return {
         "executions": executions,
@@ -319,7 +315,7 @@ def build_report(
         "state_transitions": transitions,
         "pnl": {
             "markets": markets,
-            "balances": {c: str(v) for c, v in quote_totals.items()},
+            "balances": {c: str(v) for c, v in balances.items()},
             "equity": {
                 c: str(v) for c, v in equity_by_quote.items() if c in {m.quote for m in series}
             },
@@ -330,7 +326,7 @@ def build_report(
 def _price_now(feed: ReplayFeed, market: Market, fallback: dict[Market, Decimal]) -> Decimal:
     try:
         return feed.price(market, feed.now_ms())
-    except Exception:
+    except FatalExchangeError:  # no candle in progress (a gap, or the end of the data)
         return fallback[market]
 
 
