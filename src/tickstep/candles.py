@@ -7,6 +7,7 @@ ms); at the boundary they become :class:`tickstep.models.Candle` with exact ``De
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -116,6 +117,11 @@ def bundled_files() -> list[Path]:
     """The sample candle files shipped inside the package (see ``data/README.md``)."""
     root = resources.files("tickstep") / "data"
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".csv"))
+
+
+def bundled_series(markets: Iterable[Market]) -> dict[Market, CandleArrays]:
+    """Each market's bundled candles (``ETH-BTC_5m.csv`` for ETH/BTC on 5m)."""
+    return {m: load_csv(bundled_file(f"{m.base}-{m.quote}_{m.timeframe}.csv")) for m in markets}
 
 
 def bundled_file(name: str) -> Path:

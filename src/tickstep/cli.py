@@ -7,21 +7,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tickstep.strategies import ConfigError
 
+if TYPE_CHECKING:
+    from tickstep.config import TradingConfig
+
+
+def _config(args: argparse.Namespace) -> TradingConfig:
+    """``--config FILE``, or the bundled sample configuration."""
+    from tickstep.config import default_config, load_config
+
+    return load_config(args.config) if args.config else default_config()
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tickstep.candles import bundled_file, load_csv
-    from tickstep.config import default_config, load_config
+    from tickstep.candles import bundled_series
     from tickstep.simulate import PaperSession
 
-    config = load_config(args.config) if args.config else default_config()
-    series = {}
-    for m in config.markets:
-        name = f"{m.market.base}-{m.market.quote}_{m.market.timeframe}.csv"
-        series[m.market] = load_csv(bundled_file(name))
-    result = PaperSession(config, series).run()
+    config = _config(args)
+    result = PaperSession(config, bundled_series(m.market for m in config.markets)).run()
     print(render_summary(result.to_dict()))
     if args.report:
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -61,10 +67,9 @@ def render_summary(report: dict[str, object]) -> str:
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
-    from tickstep.config import default_config, load_config
     from tickstep.local.runtime import LocalRun, project_root, render_local_summary
 
-    config = load_config(args.config) if args.config else default_config()
+    config = _config(args)
     root = project_root()
     log_path = Path(args.log) if args.log else root / "reports" / "local-lambda.log"
     report = LocalRun(root, config, candles=args.candles, log_path=log_path).run()

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from tickstep.candles import CandleArrays, bundled_file, load_csv
+from tickstep.candles import CandleArrays, bundled_series
 from tickstep.config import TradingConfig
 from tickstep.exchanges.errors import FatalExchangeError
 from tickstep.exchanges.replay import ReplayFeed, SimClock
@@ -38,14 +38,6 @@ def project_root() -> Path:
         if (candidate / "template.yaml").is_file() and (candidate / "statemachines").is_dir():
             return candidate
     raise LocalRuntimeError("template.yaml not found: run tickstep local from the project root")
-
-
-def bundled_series(config: TradingConfig) -> dict[Market, CandleArrays]:
-    series = {}
-    for m in config.markets:
-        name = f"{m.market.base}-{m.market.quote}_{m.market.timeframe}.csv"
-        series[m.market] = load_csv(bundled_file(name))
-    return series
 
 
 def execution_name(delivery: Delivery) -> str:
@@ -102,7 +94,7 @@ class LocalRun:
     """Runs after the replay, before the report (tests use it to redeliver events)."""
 
     def run(self) -> dict[str, Any]:
-        series = bundled_series(self.config)
+        series = bundled_series(m.market for m in self.config.markets)
         clock = SimClock()
         feed = ReplayFeed(series, clock)
         ticks = self._ticks(series)
