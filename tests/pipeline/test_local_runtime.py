@@ -185,3 +185,19 @@ def test_cost_cli_when_given_a_measured_report_then_prices_it_and_scales_with_ma
     assert round(sum(large["breakdown"].values()), 2) == pytest.approx(
         large["monthly_usd"], abs=0.02
     )
+
+
+def test_local_cli_when_run_then_exits_0_and_writes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tickstep.cli import main
+
+    report_path = tmp_path / "local.json"
+    code = main(
+        ["local", "--candles", "3", "--report", str(report_path), "--log", str(tmp_path / "l")]
+    )
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["ticks"] == 3
+    assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": 9}
+    assert "executions by state machine and status" in capsys.readouterr().out
