@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -31,10 +31,10 @@ from tickstep.services import (
     set_trading_state,
     status,
 )
-from tickstep.wiring import Dependencies
+from tickstep.wiring import Dependencies, make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer(os.environ)
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 

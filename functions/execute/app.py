@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -35,13 +35,13 @@ from tickstep.services import (
     Publisher,
     run_execute,
 )
-from tickstep.wiring import Dependencies
+from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import ExchangePort
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer(os.environ)
 metrics = Metrics()
 processor = SqsFifoPartialProcessor()
 

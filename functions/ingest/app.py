@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -20,13 +20,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market, MarketRules
 from tickstep.services import CandleRepository, PortfolioRepository, Publisher, ingest
-from tickstep.wiring import Dependencies
+from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import CandleSource
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer(os.environ)
 metrics = Metrics()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,10 +28,10 @@ from tickstep.services import (
     RiskInput,
     check_risk,
 )
-from tickstep.wiring import Dependencies
+from tickstep.wiring import Dependencies, make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer(os.environ)
 metrics = Metrics()
 
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,10 +24,10 @@ from tickstep.services import (
     compute_signal,
 )
 from tickstep.strategies import MarketConfig
-from tickstep.wiring import Dependencies
+from tickstep.wiring import Dependencies, make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer(os.environ)
 metrics = Metrics()
 
 

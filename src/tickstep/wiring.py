@@ -6,10 +6,11 @@ the container's life and lets tests and the offline runtime hand in their own in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Dependencies(Generic[T]):
@@ -28,3 +29,37 @@ class Dependencies(Generic[T]):
     def set(self, value: T | None) -> None:
         """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
         self._value = value
+
+
+class TracerLike(Protocol):
+    def capture_lambda_handler(self, lambda_handler: F) -> F: ...
+
+    def capture_method(self, method: F) -> F: ...
+
+
+class _NoTracer:
+    """Stands in for Powertools' Tracer when tracing is off: its decorators do nothing."""
+
+    def capture_lambda_handler(self, lambda_handler: F) -> F:
+        return lambda_handler
+
+    def capture_method(self, method: F) -> F:
+        return method
+
+
+TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
+
+
+def make_tracer(environ: Mapping[str, str]) -> TracerLike:
+    """Powertools' Tracer, unless ``POWERTOOLS_TRACE_DISABLED`` is true.
+
+    ``Tracer()`` imports the X-Ray SDK (about 170 ms here) even when tracing is disabled, which
+    would more than double every function's cold start; tracing is off by default
+    (template.yaml's EnableTracing), so the SDK is only loaded when it is used.
+    """
+    if environ.get(TRACE_DISABLED, "").strip().lower() in ("1", "true"):
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    # Its decorators take optional arguments too; used bare, as here, they are these.
+    return cast(TracerLike, Tracer())
