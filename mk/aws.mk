@@ -46,6 +46,8 @@ build: $(TOOLS_STAMP)
 	echo "build: python$(LAMBDA_PYTHON) from $$py_dir"; \
 	PATH="$$py_dir:$$PATH" $(TOOLS_BIN)/sam build --template template.yaml --build-in-source --parallel
 	$(TOOLS_BIN)/python tools/package_sizes.py --build-dir $(BUILD_DIR) --limit-mb $(PACKAGE_LIMIT_MB)
+	@py_dir="$$(tools/find-python.sh $(LAMBDA_PYTHON))" || exit 1; \
+	$(TOOLS_BIN)/python tools/check_imports.py --build-dir $(BUILD_DIR) --python "$$py_dir/python$(LAMBDA_PYTHON)"
 
 checkov: $(TOOLS_STAMP)
 	$(TOOLS_BIN)/checkov --quiet --compact --framework cloudformation --file template.yaml

@@ -44,25 +44,36 @@ def _layer_ids(layers: Any) -> list[str]:
     return ids
 
 
-def function_sizes(build_dir: Path) -> list[tuple[str, int, dict[str, int]]]:
-    """``(function, own bytes, {layer: bytes})`` for every function in the built template."""
+def function_paths(build_dir: Path) -> list[tuple[str, Path, dict[str, Path]]]:
+    """``(function, code dir, {layer: content dir})`` for every function in the built
+    template, layers in the order Lambda stacks them (the Globals' first, as SAM does)."""
     template = load_template(build_dir / "template.yaml")
     resources = template["Resources"]
     global_layers = _layer_ids(template.get("Globals", {}).get("Function", {}).get("Layers"))
-    layer_bytes: dict[str, int] = {}
     rows = []
     for logical_id, resource in sorted(resources.items()):
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         properties = resource["Properties"]
-        own = tree_size(build_dir / properties["CodeUri"])
-        layers = {}
-        for layer_id in global_layers + _layer_ids(properties.get("Layers")):
-            if layer_id not in layer_bytes:
-                content = resources[layer_id]["Properties"]["ContentUri"]
-                layer_bytes[layer_id] = tree_size(build_dir / content)
-            layers[layer_id] = layer_bytes[layer_id]
-        rows.append((logical_id, own, layers))
+        layers = {
+            layer_id: build_dir / resources[layer_id]["Properties"]["ContentUri"]
+            for layer_id in global_layers + _layer_ids(properties.get("Layers"))
+        }
+        rows.append((logical_id, build_dir / properties["CodeUri"], layers))
+    return rows
+
+
+def function_sizes(build_dir: Path) -> list[tuple[str, int, dict[str, int]]]:
+    """``(function, own bytes, {layer: bytes})`` for every function in the built template."""
+    layer_bytes: dict[Path, int] = {}
+    rows = []
+    for logical_id, code_dir, layers in function_paths(build_dir):
+        sizes = {}
+        for layer_id, content in layers.items():
+            if content not in layer_bytes:
+                layer_bytes[content] = tree_size(content)
+            sizes[layer_id] = layer_bytes[content]
+        rows.append((logical_id, tree_size(code_dir), sizes))
     return rows
 
 
