@@ -2,8 +2,8 @@
 
 A dependency that a function's layers lack (numpy outside the signal function, ccxt outside
 the exchange functions), also in the imports its handler makes lazily, only shows on AWS, at
-the first invocation; this finds it after ``sam build``. It runs the runtime's Python with ``-S`` (no site-packages), so nothing from the
-machine can stand in for a missing layer.
+the first invocation; this finds it after ``sam build``. It runs the runtime's Python with
+``-S`` (no site-packages), so nothing from the machine can stand in for a missing layer.
 
 Usage: ``python tools/check_imports.py --python /path/to/python3.12 [--build-dir .aws-sam/build]``
 """
