@@ -46,7 +46,7 @@ class TradingConfig(BaseModel):
 
 DEFAULT_LIMITS = RiskLimits(
     max_notional_per_order=Decimal("0.05"),
-    max_position_per_market=Decimal("0.1"),
+    max_position_per_market=Decimal("0.03"),
     max_total_exposure=Decimal("0.25"),
     max_daily_loss=Decimal("0.05"),
     max_drawdown=Decimal("0.2"),
