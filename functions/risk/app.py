@@ -26,6 +26,7 @@ from tickstep.services import (
     PortfolioRepository,
     Publisher,
     RiskInput,
+    RiskOutput,
     check_risk,
 )
 from tickstep.wiring import Dependencies, make_tracer
@@ -44,6 +45,9 @@ class Deps:
     fallback_rules: Callable[[Market], MarketRules]
     start_balances: Callable[[], Mapping[str, Decimal]]
     clock: Callable[[], int]
+    once: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]
+    """Makes a decision once per intent id (Powertools Idempotency): a redelivered intent gets
+    the decision it got first, so the order workflow it starts has the same name and input."""
 
 
 def wall_clock_ms() -> int:
@@ -68,6 +72,30 @@ def build_dependencies() -> Deps:
             return DEFAULT_RULES
         raise LookupError(f"rules: none cached yet for {market.key} (ingest caches them)")
 
+    once = _no_memory
+    if settings.idempotency_table:
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        persistence = DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=dynamodb
+        )
+        config = IdempotencyConfig(
+            event_key_jmespath="intent.intent_id", expires_after_seconds=7 * 86_400
+        )
+
+        def once(decide: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+            wrapped: Callable[..., dict[str, Any]] = idempotent_function(
+                decide,
+                data_keyword_argument="request",
+                persistence_store=persistence,
+                config=config,
+            )
+            return wrapped
+
     return Deps(
         limits=settings.risk_limits(),
         portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
@@ -76,7 +104,12 @@ def build_dependencies() -> Deps:
         fallback_rules=fallback_rules,
         start_balances=lambda: settings.paper_settings().balances,
         clock=wall_clock_ms,
+        once=once,
     )
+
+
+def _no_memory(decide: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    return decide
 
 
 _deps: Dependencies[Deps] = Dependencies(build_dependencies)
@@ -91,16 +124,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=RiskInput)
     logger.append_keys(intent_id=request.intent.intent_id, market=request.intent.market.key)
     deps = dependencies()
-    result = check_risk(
-        request,
-        limits=deps.limits,
-        portfolio=deps.portfolio,
-        control=deps.control,
-        publisher=deps.publisher,
-        now_ms=deps.clock(),
-        fallback_rules=deps.fallback_rules,
-        start_balances=deps.start_balances,
-    )
+
+    def decide(request: dict[str, Any]) -> dict[str, Any]:
+        return check_risk(
+            RiskInput.model_validate(request),
+            limits=deps.limits,
+            portfolio=deps.portfolio,
+            control=deps.control,
+            publisher=deps.publisher,
+            now_ms=deps.clock(),
+            fallback_rules=deps.fallback_rules,
+            start_balances=deps.start_balances,
+        ).model_dump(mode="json")
+
+    result = RiskOutput.model_validate(deps.once(decide)(request=request.model_dump(mode="json")))
     decision = result.decision
     halted = (
         decision.new_trading_state is TradingState.HALTED

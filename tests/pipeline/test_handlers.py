@@ -18,7 +18,14 @@ import pytest
 from pydantic import ValidationError
 
 from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
-from tickstep.models import Candle, CandleClosed, Market, OrderStatus, TradingState
+from tickstep.models import (
+    Candle,
+    CandleClosed,
+    Market,
+    OrderStatus,
+    TradingState,
+    TradingStateRecord,
+)
 from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
 Loader = Callable[[str], ModuleType]
@@ -224,6 +231,26 @@ def test_risk_when_daily_loss_is_reached_then_halts_and_publishes_trading_state_
     assert control.state is TradingState.HALTED
     changed = aws.bus_events("TradingStateChanged")
     assert [e["detail"]["current"]["state"] for e in changed] == ["HALTED"]
+
+
+def test_risk_when_the_same_intent_is_delivered_again_then_the_first_decision_stands(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    """A redelivered intent must not be decided anew: the account may have changed since, and
+    a different decision would start the order workflow with another input."""
+    app = risk_app(function, sample_close_ms())
+    first = app.handler(sample_event("risk"), context)
+    ControlStore(aws.dynamodb, aws.tables["CONTROL_TABLE"]).set(
+        TradingStateRecord(
+            state=TradingState.HALTED, reason="operator", changed_at=1, changed_by="test"
+        )
+    )
+
+    again = app.handler(sample_event("risk"), context)
+
+    assert first["decision"]["approved"] is True
+    assert again == first
+    assert len(aws.items("IDEMPOTENCY_TABLE")) == 1
 
 
 def test_risk_when_intent_is_for_another_market_then_names_the_field_and_writes_nothing(
