@@ -1,7 +1,8 @@
-"""Ingest function: on the schedule, store each market's newly closed candles and publish one
-``CandleClosed`` per candle on the project bus (Source ``tickstep.ingest``).
+"""Ingest function: on the schedule, publish every market's newly closed candles in one
+``CandlesClosed`` event on the project bus (Source ``tickstep.ingest``), then store them.
 
-In: the EventBridge scheduled event. Out: ``{"candles": n, "events": n, "failures": {...}}``;
+In: the EventBridge scheduled event. Out: ``{"candles": stored, "events": CandleClosed items
+published, "failures": {...}}``;
 one market's failure is reported (and logged) without stopping the others.
 """
 

@@ -57,23 +57,32 @@ FREE_TIER = {
 }
 
 
+MAP_CONCURRENCY = 10
+"""The decide workflow's Map MaxConcurrency (statemachines/decide.asl.json)."""
+CANDLES_PER_EVENT = 100
+"""Markets per CandlesClosed event (tickstep.services.CANDLES_PER_EVENT)."""
 SQS_POLLS_PER_MONTH = 5 * 3 * 43_200
 """Lambda's SQS event source keeps about 5 pollers long-polling (20 s): 15 requests a minute."""
 
 
 @dataclass(frozen=True)
 class PerTick:
-    """What one market's candle close costs in requests, measured by a local run."""
+    """What deciding one market's closed candle costs, measured by a local run.
+
+    The decide workflow runs once per tick for all markets (a Map), and ingestion publishes
+    one event per tick: those scale with ticks, not markets, and :func:`estimate` adds them.
+    """
 
     lambda_invocations: dict[str, float]
-    """Function -> invocations per market tick (ingest is per schedule, not per market)."""
+    """Function -> invocations per market decision (ingest is per schedule, not per market)."""
     lambda_duration_ms: dict[str, float]
-    """Function -> mean billed duration in ms (rounded up to 1 ms by Lambda)."""
+    """Function -> median duration in ms (Lambda bills per 1 ms)."""
     lambda_memory_mb: dict[str, int]
-    express_executions: float
-    express_duration_ms: float
+    decide_duration_ms: float
+    """Time one market's iteration keeps the Express workflow running."""
     standard_transitions: float
-    events_published: float
+    order_events: float
+    """Outcome events per market decision (OrderFilled and the like)."""
     sqs_requests: float
     dynamodb_writes: float
     dynamodb_reads: float
@@ -137,7 +146,8 @@ def estimate(
     """Scale per-market-tick counts to a month of ``markets`` markets and price them."""
     if markets < 1:
         raise ValueError("markets: at least 1")
-    ticks = MONTH_MS / timeframe_ms(timeframe) * markets
+    runs = MONTH_MS / timeframe_ms(timeframe)
+    ticks = runs * markets
     p = PRICES
     requests = sum(per_tick.lambda_invocations.values()) * ticks
     gb_s = sum(
@@ -168,19 +178,17 @@ def estimate(
         alarms = max(0, alarms - FREE_TIER["alarms"])
         metrics = max(0, metrics - FREE_TIER["custom_metrics"])
         dashboards = max(0, dashboards - FREE_TIER["dashboards"])
-    express_gb_s = (
-        per_tick.express_executions
-        * ticks
-        * (max(100.0, per_tick.express_duration_ms) / 1000)
-        * 64
-        / 1024
-    )  # Express bills 64 MB minimum, in 100 ms increments
+    # One Express execution per tick; its Map decides up to MAP_CONCURRENCY markets at once.
+    waves = -(-markets // MAP_CONCURRENCY)
+    run_ms = max(100.0, per_tick.decide_duration_ms * waves)
+    express_gb_s = runs * run_ms / 1000 * 64 / 1024  # billed at 64 MB, in 100 ms steps
+    events = runs * -(-markets // CANDLES_PER_EVENT) + per_tick.order_events * ticks
     breakdown = {
         "lambda": _d(requests) * p["lambda_request"] + _d(gb_s) * p["lambda_gb_second"],
-        "step_functions_express": _d(per_tick.express_executions * ticks) * p["sfn_express_request"]
+        "step_functions_express": _d(runs) * p["sfn_express_request"]
         + _d(express_gb_s) * p["sfn_express_gb_second"],
         "step_functions_standard": _d(transitions) * p["sfn_standard_transition"],
-        "eventbridge": _d(per_tick.events_published * ticks) * p["eventbridge_custom_event"],
+        "eventbridge": _d(events) * p["eventbridge_custom_event"],
         "sqs": _d(sqs) * p["sqs_fifo_request"],
         "dynamodb": _d(per_tick.dynamodb_writes * ticks) * p["dynamodb_write_unit"]
         + _d(per_tick.dynamodb_reads * ticks) * p["dynamodb_read_unit"],
@@ -206,27 +214,25 @@ def estimate(
 
 
 def per_tick_from_report(report: dict[str, Any], memory_mb: dict[str, int]) -> PerTick:
-    """Per-market-tick counts from a ``tickstep local --report`` document."""
-    decide = report["executions"].get("DecideStateMachine", {})
-    market_ticks = sum(decide.values())
-    if market_ticks == 0:
-        raise ValueError("report: no decide executions, nothing to scale")
+    """Per-market-decision counts from a ``tickstep local --report`` document."""
     lam = report["lambda"]
-    per_tick_functions = ("SignalFunction", "RiskFunction", "ExecuteFunction")
-    invocations = {f: lam[f]["invocations"] / market_ticks for f in per_tick_functions if f in lam}
+    decisions = lam.get("SignalFunction", {}).get("invocations", 0)
+    if decisions == 0:
+        raise ValueError("report: no signal invocations, nothing to scale")
+    per_decision = ("SignalFunction", "RiskFunction", "ExecuteFunction")
+    invocations = {f: lam[f]["invocations"] / decisions for f in per_decision if f in lam}
     durations = {f: float(lam[f]["p50_ms"]) for f in invocations}
-    orders = report["orders"]["intents"] / market_ticks
-    log_bytes = float(report.get("lambda_log_bytes", 0)) / market_ticks or 600.0
+    orders = report["orders"]["intents"] / decisions
+    log_bytes = float(report.get("lambda_log_bytes", 0)) / decisions or 600.0
     return PerTick(
         lambda_invocations=invocations,
         lambda_duration_ms=durations,
         lambda_memory_mb={f: memory_mb.get(f, 256) for f in invocations},
-        express_executions=1.0,
-        express_duration_ms=sum(
+        decide_duration_ms=sum(
             durations[f] * invocations[f] for f in durations if f != "ExecuteFunction"
         ),
-        standard_transitions=report["state_transitions"].get("OrderStateMachine", 0) / market_ticks,
-        events_published=1.0 + orders,  # CandleClosed, and one outcome event per order
+        standard_transitions=report["state_transitions"].get("OrderStateMachine", 0) / decisions,
+        order_events=orders,  # one outcome event per order
         sqs_requests=3.0 * orders,  # send, receive, delete
         dynamodb_writes=1.0 + 8.0 * orders,
         dynamodb_reads=2.0 + 10.0 * orders,

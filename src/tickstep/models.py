@@ -19,6 +19,7 @@ __all__ = [
     "Balance",
     "Candle",
     "CandleClosed",
+    "CandlesClosed",
     "Fill",
     "Market",
     "MarketRules",
@@ -189,6 +190,13 @@ class CandleClosed(Model):
     @property
     def close_time(self) -> int:
         return self.candle.timestamp + self.market.timeframe_ms
+
+
+class CandlesClosed(Model):
+    """What ingestion publishes each run: every market's newly closed candles in one event, so
+    the decide workflow runs once per tick (a Map over the markets), not once per market."""
+
+    candles: tuple[CandleClosed, ...] = Field(min_length=1, max_length=500)
 
 
 class Signal(Model):

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from tickstep.models import (
     Balance,
     CandleClosed,
+    CandlesClosed,
     Fill,
     Order,
     OrderIntent,
@@ -25,6 +26,7 @@ from tickstep.models import (
 
 SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     CandleClosed,
+    CandlesClosed,
     Signal,
     OrderIntent,
     RiskDecision,

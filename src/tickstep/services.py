@@ -23,6 +23,7 @@ from tickstep.models import (
     Balance,
     Candle,
     CandleClosed,
+    CandlesClosed,
     Fill,
     Market,
     MarketRules,
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
     from tickstep.strategies import MarketConfig
 
 __all__ = [
-    "EVENT_CANDLE_CLOSED",
+    "CANDLES_PER_EVENT",
+    "EVENT_CANDLES_CLOSED",
     "EVENT_TRADING_STATE_CHANGED",
     "SOURCE_CONTROL",
     "SOURCE_INGEST",
@@ -76,7 +78,9 @@ __all__ = [
 SOURCE_INGEST = "tickstep.ingest"
 SOURCE_RISK = "tickstep.risk"
 SOURCE_CONTROL = "tickstep.control"
-EVENT_CANDLE_CLOSED = "CandleClosed"
+EVENT_CANDLES_CLOSED = "CandlesClosed"
+CANDLES_PER_EVENT = 100
+"""CandleClosed items per event: ~0.5 kB each, well inside EventBridge's 256 kB entry."""
 EVENT_TRADING_STATE_CHANGED = "TradingStateChanged"
 OPEN_LEDGER_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)
 TERMINAL = frozenset(s for s in OrderStatus if not can_transition(s, OrderStatus.FILLED)) - {
@@ -522,39 +526,48 @@ def ingest(
     portfolio: PortfolioRepository | None = None,
     cached_rules: set[str] | None = None,
 ) -> IngestReport:
-    """Store each market's newly closed candles and publish one ``CandleClosed`` per candle.
+    """Publish each market's newly closed candles, then store them.
 
+    One ``CandlesClosed`` event carries every market's new candles (up to
+    ``CANDLES_PER_EVENT`` each), so the decide workflow runs once per tick, not once per market.
     A market seen for the first time gets ``backfill`` candles (a strategy's warmup) but only
-    its newest is published: older ones would only be stale decisions. One market's failure
-    is reported and the others go on. With ``rules`` and ``portfolio``, each market's rules
-    are cached once per ``cached_rules`` set (per cold start) for the risk function.
+    its newest is published: older ones would only be stale decisions. Publishing comes first:
+    if it fails nothing is stored and the retried run fetches the same candles again (a
+    candle published twice is harmless, the intent id makes it one order; one stored but never
+    published would be a decision lost). One market's failure is reported and the others go
+    on. With ``rules`` and ``portfolio``, each market's rules are cached once per
+    ``cached_rules`` set (per cold start) for the risk function.
     """
     from tickstep.exchanges.errors import ExchangeError
 
     report = IngestReport()
+    fetched_ok: list[tuple[Market, list[Candle]]] = []
+    closed: list[CandleClosed] = []
     for market in markets:
         try:
             last = candles.latest_timestamp(market)
             if last is None:
-                fetched = source.fetch_ohlcv(market, None, backfill)
-                new = fetched
-                publish = fetched[-1:]
+                new = source.fetch_ohlcv(market, None, backfill)
+                publish = new[-1:]
             else:
                 fetched = source.fetch_ohlcv(market, last + market.timeframe_ms, 1000)
                 new = [c for c in fetched if c.timestamp > last]
                 publish = new
-            if new:
-                candles.put(market, new)
-            details = [
-                CandleClosed(market=market, candle=c).model_dump(mode="json") for c in publish
-            ]
-            if details:
-                publisher.publish(SOURCE_INGEST, EVENT_CANDLE_CLOSED, details)
-            report.candles += len(new)
-            report.events += len(details)
+            closed += [CandleClosed(market=market, candle=c) for c in publish]
+            fetched_ok.append((market, new))
         except (ExchangeError, ValueError) as exc:
             report.failures[market.key] = f"{type(exc).__name__}: {exc}"[:300]
-            continue
+    batches = [
+        CandlesClosed(candles=tuple(closed[i : i + CANDLES_PER_EVENT])).model_dump(mode="json")
+        for i in range(0, len(closed), CANDLES_PER_EVENT)
+    ]
+    if batches:
+        publisher.publish(SOURCE_INGEST, EVENT_CANDLES_CLOSED, batches)
+    report.events = len(closed)
+    for market, new in fetched_ok:
+        if new:
+            candles.put(market, new)
+            report.candles += len(new)
         if rules is None or portfolio is None or cached_rules is None:
             continue
         if market.key not in cached_rules:

@@ -21,6 +21,7 @@ from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
 from tickstep.models import (
     Candle,
     CandleClosed,
+    CandlesClosed,
     Market,
     OrderStatus,
     TradingState,
@@ -107,7 +108,7 @@ def ledger_status(aws: Aws, intent_id: str) -> str:
 # -- ingest -----------------------------------------------------------------------------------
 
 
-def test_ingest_sample_when_candles_are_new_then_stores_them_and_publishes_candle_closed(
+def test_ingest_sample_when_candles_are_new_then_stores_them_and_publishes_candles_closed(
     aws: Aws, function: Loader, context: FakeContext
 ) -> None:
     app = function("ingest")
@@ -119,9 +120,9 @@ def test_ingest_sample_when_candles_are_new_then_stores_them_and_publishes_candl
 
     assert result == {"candles": 5, "events": 1, "failures": {}}
     assert len(aws.items("CANDLES_TABLE")) == 5
-    published = aws.bus_events("CandleClosed")
+    published = aws.bus_events("CandlesClosed")
     assert [e["source"] for e in published] == ["tickstep.ingest"]
-    assert CandleClosed.model_validate(published[0]["detail"]) == signal_sample
+    assert CandlesClosed.model_validate(published[0]["detail"]).candles == (signal_sample,)
     assert len(aws.items("PORTFOLIO_TABLE")) == 1  # the market's rules, cached for risk
 
 

@@ -46,7 +46,7 @@ def run() -> dict[str, Any]:
     redelivered: dict[str, Any] = {}
 
     def redeliver_an_ordered_candle(cloud: LocalCloud) -> None:
-        """Publish again a CandleClosed that led to an order: at-least-once delivery."""
+        """Publish again a CandlesClosed that led to an order: at-least-once delivery."""
         executions = cloud.sfn.list_executions(
             stateMachineArn=cloud.state_machines["OrderStateMachine"]
         )["executions"]
@@ -59,7 +59,8 @@ def run() -> dict[str, Any]:
             event = json.loads(
                 cloud.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
             )
-            if event["detail"]["candle"]["timestamp"] == intent["candle_time"]:
+            times = [c["candle"]["timestamp"] for c in event["detail"]["candles"]]
+            if intent["candle_time"] in times:
                 cloud.events.put_events(
                     Entries=[
                         {
@@ -178,9 +179,12 @@ def test_cost_cli_when_given_a_measured_report_then_prices_it_and_scales_with_ma
     small, large = estimates[1], estimates[20]
     assert large["ticks_per_month"] == 20 * small["ticks_per_month"] == 20 * 43_200
     assert large["monthly_usd"] > small["monthly_usd"] > 0
-    assert (
-        large["breakdown"]["step_functions_express"] > small["breakdown"]["step_functions_express"]
-    )
+    # Per-market work grows with markets; the decide workflow and the ingest event are one per
+    # tick whatever the number of markets (a Map over them, one CandlesClosed).
+    assert large["breakdown"]["lambda"] > small["breakdown"]["lambda"]
+    express, events = "step_functions_express", "eventbridge"
+    assert large["breakdown"][express] <= 2 * small["breakdown"][express]
+    assert large["breakdown"][events] < 20 * small["breakdown"][events]
     assert large["monthly_usd_with_free_tier"] < large["monthly_usd"]
     assert round(sum(large["breakdown"].values()), 2) == pytest.approx(
         large["monthly_usd"], abs=0.02
@@ -199,5 +203,49 @@ def test_local_cli_when_run_then_exits_0_and_writes_the_report(
     assert code == 0
     report = json.loads(report_path.read_text())
     assert report["ticks"] == 3
-    assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": 9}
+    assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": 3}  # one per tick
+    assert sum(report["signals"].values()) == 9  # three markets decided in each
     assert "executions by state machine and status" in capsys.readouterr().out
+
+
+def test_decide_when_one_market_fails_then_the_others_are_decided_and_the_execution_fails() -> None:
+    """Fault isolation in the real ASL: a market the signal function rejects (not configured)
+    ends in MarketFailed; the configured market in the same event is still decided."""
+
+    def publish_a_mixed_tick(cloud: LocalCloud) -> None:
+        good = {
+            "market": {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"},
+            "candle": {
+                "timestamp": 1515560100000,
+                "open": "0.0984",
+                "high": "0.0994766",
+                "low": "0.09828605",
+                "close": "0.0994766",
+                "volume": "1820.54447418",
+            },
+        }
+        unknown = {**good, "market": {**good["market"], "symbol": "DOGE/BTC"}}
+        cloud.events.put_events(
+            Entries=[
+                {
+                    "Source": "tickstep.ingest",
+                    "DetailType": "CandlesClosed",
+                    "Detail": json.dumps({"candles": [good, unknown]}),
+                    "EventBusName": cloud.resolver.refs["EventBus"],
+                }
+            ]
+        )
+
+    config = busy_config()
+    report = LocalRun(
+        ROOT,
+        load_config_dict(config),
+        candles=1,
+        out=io.StringIO(),
+        before_report=publish_a_mixed_tick,
+    ).run()
+
+    assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": 1, "FAILED": 1}
+    assert report["signals"]["MarketFailed"] == 1
+    assert sum(report["signals"].values()) == 3  # the replayed tick, and both markets here
+    assert report["non_terminal_executions"] == 0

@@ -173,7 +173,7 @@ def test_every_schedule_and_rule_target_has_a_dead_letter_queue(template: dict[s
     for logical_id, props in resources_of(template, "AWS::Events::Rule"):
         targets += [(f"{logical_id}.{t['Id']}", t) for t in props.get("Targets", [])]
     names = {name for name, _ in targets}
-    assert {"IngestFunction.Schedule", "DecideStateMachine.CandleClosed"} <= names
+    assert {"IngestFunction.Schedule", "DecideStateMachine.CandlesClosed"} <= names
     for name, target in targets:
         assert target.get("DeadLetterConfig", {}).get("Arn"), f"{name} has no DeadLetterConfig"
 

@@ -20,6 +20,7 @@ from tickstep.models import (
     Balance,
     Candle,
     CandleClosed,
+    CandlesClosed,
     Fill,
     Market,
     MarketRules,
@@ -695,8 +696,9 @@ def test_ingest_when_market_is_new_then_backfills_and_publishes_only_the_newest(
     report = ingest([MARKET], source=source, candles=candles, publisher=bus, backfill=5)
 
     assert report.candles == 5
-    assert [(s, t) for s, t, _ in bus.events] == [("tickstep.ingest", "CandleClosed")]
-    assert CandleClosed.model_validate(bus.events[0][2]).candle.timestamp == T0 + 9 * TF
+    assert [(s, t) for s, t, _ in bus.events] == [("tickstep.ingest", "CandlesClosed")]
+    (published,) = CandlesClosed.model_validate(bus.events[0][2]).candles
+    assert published.candle.timestamp == T0 + 9 * TF
 
 
 def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
@@ -707,9 +709,29 @@ def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
     report = ingest([MARKET], source=ListSource({MARKET.key: rows}), candles=candles, publisher=bus)
 
     assert report.events == 3
-    assert [CandleClosed.model_validate(d).candle.timestamp for _, _, d in bus.events] == [
-        r.timestamp for r in rows[7:]
-    ]
+    assert len(bus.events) == 1  # one event per run, whatever the number of candles
+    batch = CandlesClosed.model_validate(bus.events[0][2])
+    assert [c.candle.timestamp for c in batch.candles] == [r.timestamp for r in rows[7:]]
+
+
+def test_ingest_when_publishing_fails_then_nothing_is_stored_so_a_retry_publishes_again() -> None:
+    class BrokenBus(FakeBus):
+        def publish(self, source: str, detail_type: str, details: Any) -> None:
+            raise RuntimeError("put_events rejected")
+
+    candles = FakeCandles()
+    rows = closes_to_candles(["1"] * 10)
+    candles.put(MARKET, rows[:7])
+    source = ListSource({MARKET.key: rows})
+
+    with pytest.raises(RuntimeError, match="put_events"):
+        ingest([MARKET], source=source, candles=candles, publisher=BrokenBus())
+    assert candles.latest_timestamp(MARKET) == rows[6].timestamp
+
+    bus = FakeBus()
+    report = ingest([MARKET], source=source, candles=candles, publisher=bus)
+    assert report.events == 3
+    assert candles.latest_timestamp(MARKET) == rows[9].timestamp
 
 
 def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:

@@ -1,11 +1,12 @@
 """``tickstep local``: the whole pipeline on this machine, from ``template.yaml``, in moto.
 
 A simulated clock walks the bundled candles. At every candle close the ingest function runs
-(as its schedule would), publishes ``CandleClosed`` on the bus, the decide workflow (the real
-ASL) calls the signal and risk functions, approved intents start the order workflow, which
-records the intent, queues it on the FIFO queue, and the execute function places it on the
-paper exchange, which fills at the next candle's open. The runtime waits for every execution
-to finish before the clock moves on, so a run is deterministic and nothing is left running.
+(as its schedule would) and publishes ``CandlesClosed``; the decide workflow (the real ASL)
+calls the signal and risk functions for each market; approved intents start the order
+workflow, which records the intent and queues it on the FIFO queue; the execute function
+places it on the paper exchange, which fills at the next candle's open. The runtime waits
+for every execution to finish before the clock moves on, so a run is deterministic and
+nothing is left running.
 """
 
 from __future__ import annotations
@@ -41,20 +42,17 @@ def project_root() -> Path:
 
 
 def execution_name(delivery: Delivery) -> str:
-    """What the execution is: ``<market>-<candle time>-<event id>`` for a CandleClosed (80
-    chars max). Each delivery is its own Express execution, as a rule target starts on AWS; a
-    redelivered candle is stopped later, by the order workflow's named start."""
-    detail = delivery.event.get("detail", {})
-    market = detail.get("market", {})
-    candle = detail.get("candle", {})
-    if market and candle:
-        symbol = str(market.get("symbol", "")).replace("/", "-")
-        name = (
-            f"{market.get('exchange')}-{symbol}-{market.get('timeframe')}-"
-            f"{candle.get('timestamp')}-{str(delivery.event.get('id', ''))[:8]}"
-        )
+    """What the execution is: ``tick-<first candle time>-<markets>m-<event id>`` for a
+    CandlesClosed (80 chars max). Each delivery is its own Express execution, as a rule
+    target starts on AWS; a redelivered candle is stopped later, by risk's idempotency and
+    the order workflow's named start."""
+    event_id = str(delivery.event.get("id", ""))
+    candles = delivery.event.get("detail", {}).get("candles")
+    if isinstance(candles, list) and candles:
+        first = min(int(c.get("candle", {}).get("timestamp", 0)) for c in candles)
+        name = f"tick-{first}-{len(candles)}m-{event_id[:8]}"
     else:
-        name = f"{delivery.event.get('detail-type', 'event')}-{delivery.event.get('id', '')}"
+        name = f"{delivery.event.get('detail-type', 'event')}-{event_id}"
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
     return safe[:80]
 
@@ -322,10 +320,16 @@ def _price_now(feed: ReplayFeed, market: Market, fallback: dict[Market, Decimal]
         return fallback[market]
 
 
+DECIDE_OUTCOMES = frozenset(
+    {"Hold", "NoIntent", "Denied", "OrderStarted", "AlreadyStarted", "MarketFailed"}
+)
+"""The decide workflow's per-market end states (each Map iteration ends in one)."""
+
+
 def _execution_details(
     cloud: LocalCloud,
 ) -> tuple[dict[str, int], Counter[str], Counter[str]]:
-    """State transitions per state machine, and the decide workflow's outcomes."""
+    """State transitions per state machine, each market's decide outcome, risk's decisions."""
     transitions: dict[str, int] = {}
     outcomes: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
@@ -336,24 +340,31 @@ def _execution_details(
                 history = cloud.sfn.get_execution_history(
                     executionArn=execution["executionArn"], maxResults=1000
                 )["events"]
-                entered = [e for e in history if e["type"].endswith("StateEntered")]
-                count += len(entered)
-                if logical_id != "DecideStateMachine":
-                    continue
-                names = [e["stateEnteredEventDetails"]["name"] for e in entered]
-                outcomes[names[-1] if names else "none"] += 1
-                output = cloud.sfn.describe_execution(executionArn=execution["executionArn"]).get(
-                    "output"
-                )
-                if output and "CheckRisk" in names:
-                    decision = json.loads(output).get("decision") or {}
-                    if decision.get("approved"):
-                        decisions["approved"] += 1
-                    for reason in decision.get("reasons", []):
-                        if reason != "APPROVED":
-                            decisions[f"denied:{reason}"] += 1
+                count += sum(1 for e in history if e["type"].endswith("StateEntered"))
+                if logical_id == "DecideStateMachine":
+                    _count_decide_outcomes(history, outcomes, decisions)
         transitions[logical_id] = count
     return transitions, outcomes, decisions
+
+
+def _count_decide_outcomes(
+    history: list[dict[str, Any]], outcomes: Counter[str], decisions: Counter[str]
+) -> None:
+    for event in history:
+        if event["type"].endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            if name in DECIDE_OUTCOMES:
+                outcomes[name] += 1
+        elif event["type"].endswith("StateExited"):
+            details = event["stateExitedEventDetails"]
+            if details["name"] != "CheckRisk" or not details.get("output"):
+                continue
+            decision = json.loads(details["output"]).get("decision") or {}
+            if decision.get("approved"):
+                decisions["approved"] += 1
+            for reason in decision.get("reasons", []):
+                if reason != "APPROVED":
+                    decisions[f"denied:{reason}"] += 1
 
 
 def render_local_summary(report: dict[str, Any]) -> str:
@@ -367,7 +378,7 @@ def render_local_summary(report: dict[str, Any]) -> str:
     for sm, by in sorted(report["executions"].items()):
         status = ", ".join(f"{s} {n}" for s, n in sorted(by.items())) or "none"
         lines.append(f"  {sm:<24}{status}  ({report['state_transitions'].get(sm, 0)} transitions)")
-    lines.append("decide outcomes (last state):")
+    lines.append("decide outcomes (per market):")
     lines += [f"  {k:<24}{v:>6}" for k, v in sorted(report["signals"].items())]
     lines.append("risk decisions:")
     lines += [f"  {k:<34}{v:>6}" for k, v in sorted(report["risk_decisions"].items())]
