@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tickstep.models import CandleClosed
+from tickstep.models import CandleClosed, SignalAction
 from tickstep.services import (
     CandleRepository,
     PortfolioRepository,
@@ -78,7 +78,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     metrics.add_dimension(name="action", value=result.signal.action.value)
     metrics.add_metric(name="SignalsComputed", unit=MetricUnit.Count, value=1)
-    logger.info(
+    # HOLD is most ticks: at INFO it would be most of the log bill (docs/decisions/0003).
+    log = logger.debug if result.signal.action is SignalAction.HOLD else logger.info
+    log(
         "signal computed",
         action=result.signal.action.value,
         reason=result.signal.reason,

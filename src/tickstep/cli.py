@@ -120,6 +120,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     free = estimate(per_tick, fixed, markets=args.markets, timeframe=args.timeframe, free_tier=True)
     result = listed.to_dict()
     result["monthly_usd_with_free_tier"] = float(free.monthly_usd)
+    result["monthly_usd_services_with_free_tier"] = float(free.services_usd)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -129,8 +130,12 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     )
     for item, usd in sorted(listed.breakdown.items(), key=lambda kv: -kv[1]):
         print(f"  {item:<40} ${float(usd):>8.2f}")
-    print(f"  {'total (list prices)':<40} ${float(listed.monthly_usd):>8.2f}")
-    print(f"  {'total with the always-free tier':<40} ${float(free.monthly_usd):>8.2f}")
+    print(f"  {'':<40} {'list':>9} {'free tier':>10}")
+    print(
+        f"  {'services (all but the monitoring)':<40} ${float(listed.services_usd):>8.2f}"
+        f" ${float(free.services_usd):>9.2f}"
+    )
+    print(f"  {'total':<40} ${float(listed.monthly_usd):>8.2f} ${float(free.monthly_usd):>9.2f}")
     print(f"prices: AWS list prices, {result['region']}, as of {result['prices_as_of']}")
     return 0
 

@@ -57,6 +57,9 @@ FREE_TIER = {
 }
 
 
+MONITORING = "cloudwatch_alarms_metrics_dashboards"
+PLATFORM_LOG_BYTES = 350
+"""What Lambda itself logs per invocation (START, END and REPORT lines), beyond the handler."""
 MAP_CONCURRENCY = 10
 """The decide workflow's Map MaxConcurrency (statemachines/decide.asl.json)."""
 CANDLES_PER_EVENT = 100
@@ -121,9 +124,19 @@ class Estimate:
             Decimal("0.01"), rounding=ROUND_HALF_UP
         )
 
+    @property
+    def services_usd(self) -> Decimal:
+        """Without the monitoring (alarms, custom metrics, dashboard): the services the
+        pipeline runs on (Lambda, Step Functions, EventBridge, SQS, DynamoDB, Secrets
+        Manager, CloudWatch Logs)."""
+        return sum((v for k, v in self.breakdown.items() if k != MONITORING), Decimal(0)).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "monthly_usd": float(self.monthly_usd),
+            "monthly_usd_services": float(self.services_usd),
             "markets": self.markets,
             "timeframe": self.timeframe,
             "ticks_per_month": self.ticks_per_month,
@@ -195,7 +208,7 @@ def estimate(
         "secrets_manager": fixed.secrets * p["secret_month"]
         + (_d(fixed.secret_calls_per_month) * p["secret_api_call"] if fixed.secrets else 0),
         "cloudwatch_logs": _d(log_gb) * p["logs_ingest_gb"],
-        "cloudwatch_alarms_metrics_dashboards": alarms * p["alarm_month"]
+        MONITORING: alarms * p["alarm_month"]
         + metrics * p["custom_metric_month"]
         + dashboards * p["dashboard_month"],
     }
@@ -223,7 +236,10 @@ def per_tick_from_report(report: dict[str, Any], memory_mb: dict[str, int]) -> P
     invocations = {f: lam[f]["invocations"] / decisions for f in per_decision if f in lam}
     durations = {f: float(lam[f]["p50_ms"]) for f in invocations}
     orders = report["orders"]["intents"] / decisions
-    log_bytes = float(report.get("lambda_log_bytes", 0)) / decisions or 600.0
+    invocations_all = sum(f["invocations"] for f in lam.values())
+    log_bytes = (
+        float(report.get("lambda_log_bytes", 0)) + PLATFORM_LOG_BYTES * invocations_all
+    ) / decisions
     return PerTick(
         lambda_invocations=invocations,
         lambda_duration_ms=durations,
