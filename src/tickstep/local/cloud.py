@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -491,6 +492,9 @@ class LocalCloud:
                 result = self.invoke(logical_id, event)
                 failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             except Exception:
+                # As Lambda does: the error goes to the function's log, the batch back to
+                # the queue (and after maxReceiveCount to its dead-letter queue).
+                traceback.print_exc(file=self.log_stream or sys.stderr)
                 failed = {m["MessageId"] for m in messages}
             for m in messages:
                 if m["MessageId"] not in failed:

@@ -1,0 +1,186 @@
+"""The order workflow's real ASL in moto, with faults at the exchange: Retry and Catch paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tickstep.candles import bundled_series
+from tickstep.exchanges.errors import (
+    AmbiguousOrderError,
+    FatalExchangeError,
+    RetryableExchangeError,
+)
+from tickstep.exchanges.paper import PaperState
+from tickstep.exchanges.replay import ReplayFeed, SimClock
+from tickstep.local.cloud import LocalCloud
+from tickstep.local.runtime import settle
+from tickstep.models import Market, ReasonCode, RiskDecision, Side
+from tickstep.orders import new_intent
+from tickstep.stores import PortfolioStore
+
+ROOT = Path(__file__).resolve().parents[2]
+ETH = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
+MARKETS = [{"market": ETH.model_dump(), "strategy": {"name": "sma_cross", "params": {}}}]
+
+
+@dataclasses.dataclass
+class Fault:
+    """One fault at one exchange method: raised on its first call only."""
+
+    method: str
+    error: Exception
+    after: bool
+    """True: the exchange does it, then the answer is lost (a timeout after accept)."""
+    raised: int = 0
+
+
+class FaultyExchange:
+    """An exchange (each execute invocation opens its own) that shares one :class:`Fault`."""
+
+    def __init__(self, inner: Any, fault: Fault) -> None:
+        self._inner, self._fault = inner, fault
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name != self._fault.method:
+            return attribute
+
+        def faulty(*args: Any, **kwargs: Any) -> Any:
+            if self._fault.raised:
+                return attribute(*args, **kwargs)
+            self._fault.raised += 1
+            if self._fault.after:
+                attribute(*args, **kwargs)
+            raise self._fault.error
+
+        return faulty
+
+
+def run_one_order(fault: Fault | None) -> dict[str, Any]:
+    """Start one order execution for an approved intent and let the stack finish it."""
+    series = bundled_series([ETH])
+    now = int(series[ETH].timestamp[300]) + ETH.timeframe_ms
+    clock = SimClock(now)
+    feed = ReplayFeed(series, clock)
+    parameters = {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}
+    with LocalCloud(ROOT, parameters) as cloud:
+        injected: list[str] = []
+
+        def inject(logical_id: str, module: ModuleType) -> None:
+            if logical_id != "ExecuteFunction" or injected:
+                return
+            injected.append(logical_id)
+            deps = module.build_dependencies(prices=feed, clock=clock.now_ms)
+            if fault is not None:
+                open_paper = deps.open_exchange
+
+                def open_exchange(market: Market) -> Any:
+                    session = open_paper(market)
+                    return dataclasses.replace(
+                        session, exchange=FaultyExchange(session.exchange, fault)
+                    )
+
+                deps = dataclasses.replace(deps, open_exchange=open_exchange)
+            module.set_dependencies(deps)
+
+        cloud.before_invoke = inject
+        intent = new_intent(
+            strategy="sma_cross",
+            market=ETH,
+            candle_time=int(series[ETH].timestamp[300]),
+            side=Side.BUY,
+            reference_price=str(series[ETH].close[300]),
+        )
+        decision = RiskDecision(
+            intent_id=intent.intent_id,
+            approved=True,
+            amount=Decimal("0.1"),
+            reasons=(ReasonCode.APPROVED,),
+        )
+        execution = cloud.sfn.start_execution(
+            stateMachineArn=cloud.state_machines["OrderStateMachine"],
+            name=intent.intent_id,
+            input=json.dumps(
+                {
+                    "intent": intent.model_dump(mode="json"),
+                    "decision": decision.model_dump(mode="json"),
+                }
+            ),
+        )
+        settle(cloud, timeout_s=90)
+        arn = execution["executionArn"]
+        described = cloud.sfn.describe_execution(executionArn=arn)
+        history = cloud.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        ledger = cloud.ddb.get_item(
+            TableName=cloud.tables["OrdersTable"], Key={"pk": {"S": intent.intent_id}}
+        )["Item"]
+        state_json, _ = PortfolioStore(cloud.ddb, cloud.tables["PortfolioTable"]).paper_state()
+        paper = PaperState.model_validate_json(state_json) if state_json else PaperState()
+    states = [
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("Entered")
+    ]
+    return {
+        "status": described["status"],
+        "states": states,
+        "ledger_status": ledger["status"]["S"],
+        "faults": fault.raised if fault else 0,
+        "exchange_orders": [o.client_order_id for o in paper.orders.values()],
+        "intent_id": intent.intent_id,
+        "task_failures": sum(1 for e in history if e["type"] == "TaskFailed"),
+    }
+
+
+def test_order_when_exchange_is_fine_then_submit_and_publish_filled() -> None:
+    result = run_one_order(None)
+    assert result["status"] == "SUCCEEDED"
+    assert result["states"] == ["RecordIntent", "SubmitOrder", "OrderOutcome", "PublishOrderFilled"]
+    assert result["ledger_status"] == "filled"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_a_lookup_fails_transiently_then_retried_and_filled() -> None:
+    fault = Fault("fetch_order_by_client_id", RetryableExchangeError("reset", code="net"), False)
+    result = run_one_order(fault)
+    assert result["faults"] == 1
+    assert result["status"] == "SUCCEEDED"
+    # One SubmitOrder state whose task failed once and was retried by the ASL's Retry.
+    assert result["task_failures"] == 1
+    assert result["states"][-1] == "PublishOrderFilled"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_exchange_rejects_then_caught_recorded_rejected_and_published() -> None:
+    fault = Fault("create_order", FatalExchangeError("no funds", code="insufficient"), False)
+    result = run_one_order(fault)
+    assert result["status"] == "SUCCEEDED"
+    assert result["states"][-2:] == ["RecordRejected", "PublishOrderRejected"]
+    assert result["ledger_status"] == "rejected"
+    assert result["exchange_orders"] == []
+
+
+def test_order_when_timeout_after_accept_then_found_by_client_id_and_filled_once() -> None:
+    fault = Fault("create_order", AmbiguousOrderError("timed out", code="timeout"), True)
+    result = run_one_order(fault)
+    assert result["faults"] == 1
+    assert result["status"] == "SUCCEEDED"
+    assert result["states"][-1] == "PublishOrderFilled"
+    assert result["ledger_status"] == "filled"
+    assert result["exchange_orders"] == [result["intent_id"]]  # placed once, never re-sent
+
+
+def test_order_when_timeout_before_accept_then_never_resent_blindly_and_marked_unknown() -> None:
+    """The exchange never got the order, but nothing proves it within the grace window: the
+    execute function keeps looking (Retry) instead of sending again, and the workflow ends in
+    its failure path, leaving the intent for reconciliation."""
+    fault = Fault("create_order", AmbiguousOrderError("timed out", code="timeout"), False)
+    result = run_one_order(fault)
+    assert result["status"] == "FAILED"
+    assert result["states"][-3:] == ["MarkUnknown", "PublishOrderFailed", "OrderOutcomeUnknown"]
+    assert result["task_failures"] >= 2  # looked again at least once before giving up
+    assert result["ledger_status"] == "unknown"
+    assert result["exchange_orders"] == []
