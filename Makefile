@@ -26,6 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# Each handler is a module named app: one mypy run per function folder.
+	@for app in functions/*/app.py; do $(BIN)/mypy $$app || exit 1; done
 
 format: $(STAMP)
 	$(BIN)/ruff format .

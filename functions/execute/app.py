@@ -117,7 +117,7 @@ def build_dependencies(
             CandleStore(dynamodb, settings.require("candles_table")), now
         )
 
-        def open_exchange(market: Market) -> Session:
+        def open_paper(market: Market) -> Session:
             account = PaperAccount(
                 portfolio,
                 source,
@@ -127,6 +127,7 @@ def build_dependencies(
             )
             return Session(account.open(), account.commit)
 
+        open_exchange: Callable[[Market], Session] = open_paper
     else:
         open_exchange = _ccxt_sessions(settings.require("exchange_secret_arn"), settings.mode)
 
@@ -244,6 +245,7 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parse(event=event, model=SqsModel)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    return dict(response)
