@@ -96,6 +96,36 @@ class SignalsQuery(BaseModel):
     limit: int = Field(default=1, ge=1, le=50)
 
 
+class _Http(BaseModel):
+    method: str = Field(min_length=1, max_length=16)
+
+
+class _Authorizer(BaseModel):
+    iam: dict[str, Any] | None = None
+
+
+class _RequestContext(BaseModel):
+    http: _Http
+    stage: str = Field(min_length=1, max_length=128)
+    authorizer: _Authorizer | None = None
+
+
+class HttpApiEvent(BaseModel):
+    """What the resolver and :func:`_caller` read of an HTTP API (payload 2.0) event, checked
+    before routing so a malformed event answers 422 naming the field, not a crash. Other
+    fields are ignored: API Gateway adds fields over time."""
+
+    raw_path: str = Field(alias="rawPath", min_length=1, max_length=8192)
+    request_context: _RequestContext = Field(alias="requestContext")
+    headers: dict[str, str] | None = None
+    query_string_parameters: dict[str, str] | None = Field(
+        default=None, alias="queryStringParameters"
+    )
+    cookies: list[str] | None = None
+    body: str | None = None
+    is_base64_encoded: bool = Field(default=False, alias="isBase64Encoded")
+
+
 def _invalid(exc: ValidationError | ValueError) -> Response[str]:
     if isinstance(exc, ValidationError):
         errors = [
@@ -215,4 +245,14 @@ def resume() -> Response[str]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        HttpApiEvent.model_validate(event)
+    except ValidationError as exc:
+        invalid = _invalid(exc)
+        return {
+            "statusCode": invalid.status_code,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": invalid.body,
+            "isBase64Encoded": False,
+        }
     return app.resolve(event, context)

@@ -33,6 +33,7 @@ from tickstep.services import (
     OrderRepository,
     PortfolioRepository,
     Publisher,
+    require_storable_numbers,
     run_execute,
 )
 from tickstep.wiring import Dependencies, make_tracer
@@ -198,6 +199,7 @@ def record_handler(record: SQSRecord) -> None:
     deps = dependencies()
     try:
         command = ExecuteCommand.model_validate_json(record.body)
+        require_storable_numbers(command)  # e.g. an amount of 1e27 the exchange cannot step
     except ValidationError as exc:
         token = _token_of(record.body)
         logger.error("invalid order message", errors=_fields(exc), answered=token is not None)

@@ -7,7 +7,7 @@ JSON. Publishes ``LedgerDrift`` (differences found), the metric the drift alarm 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,13 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market
-from tickstep.services import DEFAULT_GRACE_MS, OrderRepository, PortfolioRepository, reconcile
+from tickstep.services import (
+    DEFAULT_GRACE_MS,
+    OrderRepository,
+    PortfolioRepository,
+    reconcile,
+    redact,
+)
 from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
@@ -31,8 +37,11 @@ metrics = Metrics()
 
 @dataclass(frozen=True)
 class Session:
+    """``secrets``: values to keep out of the report and the log lines."""
+
     exchange: ExchangePort
     commit: Callable[[], None]
+    secrets: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,8 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
                 password=secret.get("password"),
                 sandbox=sandbox,
             )
-            return Session(CcxtExchange(client), lambda: None)
+            values = tuple(str(v) for v in secret.values() if v)
+            return Session(CcxtExchange(client), lambda: None, values)
 
     return Deps(
         markets=markets,
@@ -137,6 +147,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         commit=session.commit,
         grace_ms=deps.grace_ms,
     )
+    # An exchange error may echo a signed request, key included.
+    report.errors = {k: redact(v, session.secrets) for k, v in report.errors.items()}
     metrics.add_metric(name="LedgerDrift", unit=MetricUnit.Count, value=report.drift)
     for key, error in report.errors.items():
         logger.error("not reconciled", item=key, error=error)

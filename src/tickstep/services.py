@@ -71,6 +71,7 @@ __all__ = [
     "execute_order",
     "ingest",
     "reconcile",
+    "require_storable_numbers",
     "set_trading_state",
     "status",
 ]
@@ -171,6 +172,59 @@ class RiskInput(Model):
         if self.intent.candle_time != self.signal.candle_time:
             raise ValueError("intent.candle_time: differs from signal.candle_time")
         return self
+
+
+DYNAMODB_NUMBER_DIGITS = 38
+DYNAMODB_NUMBER_MIN = Decimal("1E-130")
+DECIMAL_LIMIT = Decimal("1E+18")
+"""Below this, a quantity divided by a step as fine as 1E-10 stays within the default decimal
+context's 28 digits (``amount % step`` raises ``InvalidOperation`` beyond it)."""
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _storable(value: Decimal | int) -> bool:
+    if isinstance(value, int):
+        return INT64_RANGE[0] <= value <= INT64_RANGE[1]
+    if value == 0:
+        return True
+    digits = len(value.normalize().as_tuple().digits)
+    return digits <= DYNAMODB_NUMBER_DIGITS and DYNAMODB_NUMBER_MIN <= abs(value) < DECIMAL_LIMIT
+
+
+def require_storable_numbers(message: Model) -> None:
+    """Raise a ``ValidationError`` naming each number of ``message`` that cannot be stored or
+    computed with: a decimal DynamoDB cannot hold (over 38 significant digits, magnitude below
+    1E-130) or of magnitude 1E+18 or more (:data:`DECIMAL_LIMIT`), or an integer beyond 64 bits
+    (the candle arrays are int64). The models take any finite number; without this, a price of
+    ``1e308``, an amount of ``1e27`` or a timestamp of ``10**40`` passes validation and the
+    handler fails later, after a write, with another error."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    problems: list[InitErrorDetails] = []
+
+    def visit(value: Any, loc: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, (*loc, key))
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                visit(item, (*loc, index))
+        elif (
+            isinstance(value, Decimal | int)
+            and not isinstance(value, bool)
+            and not _storable(value)
+        ):
+            error = PydanticCustomError(
+                "storable_number",
+                "Number out of range: integers within 64 bits; decimals of at most 38 "
+                "significant digits, magnitude 1E-130 to below 1E+18",
+            )
+            problems.append(InitErrorDetails(type=error, loc=loc, input=value))
+
+    visit(message.model_dump(), ())
+    if problems:
+        raise ValidationError.from_exception_data(type(message).__name__, problems)
 
 
 class RiskOutput(Model):
@@ -732,10 +786,14 @@ class ExecuteOutcome:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Remove secret values from a message (an exchange error may echo a request)."""
+    """Remove secret values from a message (an exchange error may echo a request), also the
+    start of one the message ends with (exchange errors are cut to a length before this)."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
+            cut = next((n for n in range(len(secret) - 1, 3, -1) if text.endswith(secret[:n])), 0)
+            if cut:
+                text = text[:-cut] + "***"
     return text
 
 

@@ -441,3 +441,11 @@ def test_balances_always_equal_the_start_plus_the_recorded_fills(
     assert balances["ETH"].free == eth
     assert btc >= 0
     assert eth >= 0
+
+
+def test_paper_rules_when_amount_too_large_to_divide_then_invalid_order_not_a_crash() -> None:
+    from tickstep.exchanges.errors import FatalExchangeError
+    from tickstep.exchanges.paper import DEFAULT_RULES, _check_rules
+
+    with pytest.raises(FatalExchangeError, match="multiple"):
+        _check_rules(DEFAULT_RULES, Decimal("1E+27"), None, Decimal("0.1"))

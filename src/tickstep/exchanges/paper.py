@@ -13,7 +13,7 @@ looks an order up before ever sending it again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -319,6 +319,15 @@ class PaperExchange:
         )
 
 
+def _on_step(value: Decimal, step: Decimal) -> bool:
+    """Whether ``value`` is a whole number of steps; a value too large for the decimal context
+    to divide (e.g. 1e27 of a 0.001 step) is not a valid order amount either."""
+    try:
+        return value % step == 0
+    except InvalidOperation:
+        return False
+
+
 def _check_rules(
     rules: MarketRules, amount: Decimal, limit: Decimal | None, price: Decimal
 ) -> None:
@@ -327,9 +336,9 @@ def _check_rules(
     def invalid(reason: str) -> FatalExchangeError:
         return FatalExchangeError(reason, code="invalid_order")
 
-    if amount <= 0 or amount % rules.amount_step != 0:
+    if amount <= 0 or not _on_step(amount, rules.amount_step):
         raise invalid(f"amount {amount} is not a positive multiple of {rules.amount_step}")
-    if limit is not None and (limit <= 0 or limit % rules.price_step != 0):
+    if limit is not None and (limit <= 0 or not _on_step(limit, rules.price_step)):
         raise invalid(f"price {limit} is not a positive multiple of {rules.price_step}")
     if amount < rules.min_amount:
         raise invalid(f"amount {amount} is below the minimum {rules.min_amount}")
