@@ -45,6 +45,9 @@ class Deps:
     start_balances: Callable[[], Mapping[str, Decimal]]
     clock: Callable[[], int]
     once: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]
+    register_context: Callable[[Any], None]
+    """Tells Idempotency the invocation's deadline, so a decision cut short (a timeout, a
+    crash) is not left "in progress" for ever but can be made again once it has expired."""
     """Makes a decision once per intent id (Powertools Idempotency): a redelivered intent gets
     the decision it got first, so the order workflow it starts has the same name and input."""
 
@@ -72,6 +75,7 @@ def build_dependencies() -> Deps:
         raise LookupError(f"rules: none cached yet for {market.key} (ingest caches them)")
 
     once = _no_memory
+    register_context: Callable[[Any], None] = _no_context
     if settings.idempotency_table:
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
@@ -95,6 +99,8 @@ def build_dependencies() -> Deps:
             )
             return wrapped
 
+        register_context = config.register_lambda_context
+
     return Deps(
         limits=settings.risk_limits(),
         portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
@@ -104,7 +110,12 @@ def build_dependencies() -> Deps:
         start_balances=lambda: settings.paper_settings().balances,
         clock=wall_clock_ms,
         once=once,
+        register_context=register_context,
     )
+
+
+def _no_context(context: Any) -> None:
+    return None
 
 
 def _no_memory(decide: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -125,6 +136,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RiskInput.model_validate(event)
     logger.append_keys(intent_id=request.intent.intent_id, market=request.intent.market.key)
     deps = dependencies()
+    deps.register_context(context)
 
     def decide(request: dict[str, Any]) -> dict[str, Any]:
         return check_risk(

@@ -140,6 +140,42 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drill(args: argparse.Namespace) -> int:
+    from tickstep.config import drill_config
+    from tickstep.local.faults import FaultInjector, FaultSpecError, parse_fault_spec
+    from tickstep.local.runtime import LocalRun, project_root, render_local_summary
+
+    try:
+        probabilities = parse_fault_spec(args.faults)
+    except FaultSpecError as exc:
+        print(f"tickstep drill: --faults {exc}", file=sys.stderr)
+        return 2
+    root = project_root()
+    faults = FaultInjector(probabilities, seed=args.seed)
+    report = LocalRun(
+        root,
+        drill_config(),
+        candles=args.max_candles,
+        log_path=Path(args.log) if args.log else root / "reports" / "drill-lambda.log",
+        faults=faults,
+        stop_after_intents=args.intents,
+        retry_time_scale=args.retry_time_scale,
+    ).run()
+    report["drill"] = {"faults": probabilities, "seed": args.seed, "intents_wanted": args.intents}
+    print(render_local_summary(report))
+    print(f"faults injected: {report.get('faults_injected', {})}")
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        print(f"report written to {args.report}")
+    orders = report["orders"]
+    broken = (
+        orders["intents_with_multiple_exchange_orders"]
+        or orders["ledger_mismatches"]
+        or report["non_terminal_executions"]
+    )
+    return 1 if broken else 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from tickstep.schemas import stale_schemas, write_schemas
 
@@ -153,6 +189,36 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
         return 0
     for path in write_schemas(out):
         print(path)
+    return 0
+
+
+def _cmd_trading_state(args: argparse.Namespace) -> int:
+    """``halt``, ``resume`` and ``status``: the deployed stack's kill switch."""
+    from tickstep.models import TradingState
+    from tickstep.operator import (
+        OperatorError,
+        change_trading_state,
+        connect,
+        describe_record,
+        trading_state,
+    )
+
+    try:
+        clients = connect(region=args.region, profile=args.profile)
+        if args.command == "status":
+            record = trading_state(args.stack, clients=clients)
+        else:
+            state = TradingState.HALTED if args.command == "halt" else TradingState.ACTIVE
+            record = change_trading_state(
+                state, stack=args.stack, reason=args.reason, clients=clients
+            )
+    except OperatorError as exc:
+        print(f"tickstep {args.command}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(record.model_dump_json())
+    else:
+        print(f"{args.stack}: {describe_record(record)}")
     return 0
 
 
@@ -182,10 +248,41 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--candles", type=int, default=60, help="candles to measure when no report")
     cost.set_defaults(func=_cmd_cost)
 
+    drill = sub.add_parser(
+        "drill", help="run the offline pipeline with injected faults and check nothing broke"
+    )
+    drill.add_argument("--faults", required=True, help="NAME=PROB,... (see tickstep.local.faults)")
+    drill.add_argument("--seed", type=int, default=0)
+    drill.add_argument("--intents", type=int, default=100, help="stop once this many exist")
+    drill.add_argument("--max-candles", type=int, default=5000, help="candle closes at most")
+    drill.add_argument(
+        "--retry-time-scale",
+        type=float,
+        default=0.02,
+        help="state machine retry intervals run this much faster than real time",
+    )
+    drill.add_argument("--report", help="write the JSON report (local's schema + faults_injected)")
+    drill.add_argument("--log", help="the functions' logs (default: reports/drill-lambda.log)")
+    drill.set_defaults(func=_cmd_drill)
+
     schemas = sub.add_parser("schemas", help="write (or --check) the events' JSON Schemas")
     schemas.add_argument("--out", default="events/schemas")
     schemas.add_argument("--check", action="store_true")
     schemas.set_defaults(func=_cmd_schemas)
+
+    for name, help_text in (
+        ("halt", "kill switch: stop every new order of a deployed stack (publishes the change)"),
+        ("resume", "kill switch: set a deployed stack's trading back to ACTIVE"),
+        ("status", "show a deployed stack's trading state: who set it, when and why"),
+    ):
+        switch = sub.add_parser(name, help=help_text)
+        switch.add_argument("--stack", required=True, help="the CloudFormation stack name")
+        if name != "status":
+            switch.add_argument("--reason", required=True, help="why (kept and alarmed)")
+        switch.add_argument("--region", help="AWS region (default: the usual AWS config)")
+        switch.add_argument("--profile", help="AWS profile (default: the usual AWS config)")
+        switch.add_argument("--json", action="store_true", help="print the state record as JSON")
+        switch.set_defaults(func=_cmd_trading_state)
     return parser
 
 

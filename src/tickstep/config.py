@@ -94,3 +94,34 @@ def load_config(path: str | Path) -> TradingConfig:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
     return load_config_dict(data)
+
+
+def drill_config() -> TradingConfig:
+    """A high-turnover configuration for fault drills: a fast crossover on every bundled
+    BTC market, limits wide enough that almost every signal becomes an order."""
+    markets = [
+        {
+            "market": {"exchange": "paper", "symbol": symbol, "timeframe": "5m"},
+            "strategy": {"name": "sma_cross", "params": {"fast": 2, "slow": 3}},
+        }
+        for symbol in ("ETH/BTC", "LTC/BTC", "XMR/BTC")
+    ]
+    limits = DEFAULT_LIMITS.model_copy(
+        update={
+            "max_notional_per_order": Decimal("1"),
+            "max_position_per_market": Decimal("1"),
+            "max_total_exposure": Decimal("10"),
+            "max_daily_loss": Decimal("1"),
+            "max_drawdown": Decimal("0.9"),
+            "cooldown_after_loss_ms": 0,
+            "max_orders_per_hour": 1000,
+            "sizing": FixedQuoteSizing(quote_amount=Decimal("0.002")),
+        }
+    )
+    return load_config_dict(
+        {
+            "markets": markets,
+            "limits": limits.model_dump(mode="json"),
+            "paper": {"fee_rate": "0.001", "slippage": "0", "balances": {"BTC": "10"}},
+        }
+    )

@@ -210,6 +210,9 @@ class FakeContext:
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:tickstep-test"
     aws_request_id: str = "00000000-0000-4000-8000-000000000000"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
 
 @pytest.fixture
 def context() -> FakeContext:

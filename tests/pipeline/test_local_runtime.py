@@ -247,5 +247,8 @@ def test_decide_when_one_market_fails_then_the_others_are_decided_and_the_execut
 
     assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": 1, "FAILED": 1}
     assert report["signals"]["MarketFailed"] == 1
+    # The market that failed is in the decide dead-letter queue with its error.
+    assert report["dead_letters"]["DecideRuleDLQ"] == 1
+    assert report["dead_letter_reasons"]["DecideRuleDLQ"] == {"UnknownMarketError": 1}
     assert sum(report["signals"].values()) == 3  # the replayed tick, and both markets here
     assert report["non_terminal_executions"] == 0

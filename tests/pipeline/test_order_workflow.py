@@ -18,7 +18,7 @@ from tickstep.exchanges.errors import (
 from tickstep.exchanges.paper import PaperState
 from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.local.cloud import LocalCloud
-from tickstep.local.runtime import settle
+from tickstep.local.runtime import TickClock, settle
 from tickstep.models import Market, ReasonCode, RiskDecision, Side
 from tickstep.orders import new_intent
 from tickstep.stores import PortfolioStore
@@ -61,21 +61,29 @@ class FaultyExchange:
         return faulty
 
 
-def run_one_order(fault: Fault | None) -> dict[str, Any]:
+RETRY_SCALE = 0.02
+"""Retry intervals run 50x faster; the execute function's clock runs 50x faster with them."""
+
+
+def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, Any]:
     """Start one order execution for an approved intent and let the stack finish it."""
     series = bundled_series([ETH])
     now = int(series[ETH].timestamp[300]) + ETH.timeframe_ms
     clock = SimClock(now)
     feed = ReplayFeed(series, clock)
+    order_clock = TickClock(clock, RETRY_SCALE)
+    order_now = order_clock.now_ms if clock_runs else clock.now_ms
     parameters = {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}
-    with LocalCloud(ROOT, parameters) as cloud:
+    cloud_ = LocalCloud(ROOT, parameters)
+    cloud_.retry_time_scale = RETRY_SCALE
+    with cloud_ as cloud:
         injected: list[str] = []
 
         def inject(logical_id: str, module: ModuleType) -> None:
             if logical_id != "ExecuteFunction" or injected:
                 return
             injected.append(logical_id)
-            deps = module.build_dependencies(prices=feed, clock=clock.now_ms)
+            deps = module.build_dependencies(prices=feed, clock=order_now)
             if fault is not None:
                 open_paper = deps.open_exchange
 
@@ -173,14 +181,33 @@ def test_order_when_timeout_after_accept_then_found_by_client_id_and_filled_once
     assert result["exchange_orders"] == [result["intent_id"]]  # placed once, never re-sent
 
 
-def test_order_when_timeout_before_accept_then_never_resent_blindly_and_marked_unknown() -> None:
-    """The exchange never got the order, but nothing proves it within the grace window: the
-    execute function keeps looking (Retry) instead of sending again, and the workflow ends in
-    its failure path, leaving the intent for reconciliation."""
+def test_order_when_timeout_before_accept_then_looked_up_past_the_grace_window_and_sent_once() -> (
+    None
+):
+    """The exchange never got the order: the execute function looks it up (Retry) until the
+    grace window has passed, and only then, the exchange having shown it has no such order,
+    sends it again, once."""
     fault = Fault("create_order", AmbiguousOrderError("timed out", code="timeout"), False)
     result = run_one_order(fault)
+    assert result["status"] == "SUCCEEDED"
+    assert result["task_failures"] >= 2  # looked again before sending again
+    assert result["states"][-1] == "PublishOrderFilled"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_rate_limited_then_retried_after_the_grace_window_and_filled_once() -> None:
+    fault = Fault("create_order", RetryableExchangeError("429", code="rate_limited"), False)
+    result = run_one_order(fault)
+    assert result["status"] == "SUCCEEDED"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_time_stands_still_then_never_resent_and_left_unknown_for_reconcile() -> None:
+    """If nothing proves the exchange lacks the order (the grace window never passes), the
+    workflow does not guess: it ends in its failure path and the intent waits for reconcile."""
+    fault = Fault("create_order", AmbiguousOrderError("timed out", code="timeout"), False)
+    result = run_one_order(fault, clock_runs=False)
     assert result["status"] == "FAILED"
     assert result["states"][-3:] == ["MarkUnknown", "PublishOrderFailed", "OrderOutcomeUnknown"]
-    assert result["task_failures"] >= 2  # looked again at least once before giving up
     assert result["ledger_status"] == "unknown"
     assert result["exchange_orders"] == []

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from tickstep.local.faults import FaultInjector
 from tickstep.local.template import (
     ACCOUNT,
     REGION,
@@ -104,6 +105,7 @@ class LocalCloud:
         parameters: Mapping[str, Any] | None = None,
         *,
         environment_overrides: Mapping[str, str] | None = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.root = root
         self.template = load_template(root / "template.yaml")
@@ -122,6 +124,10 @@ class LocalCloud:
         self._invoke_lock = threading.RLock()
         self._pending_lock = threading.Lock()
         self._stack = contextlib.ExitStack()
+        self.faults = faults
+        """Faults to inject at delivery (duplicates, Lambda retries, DynamoDB throttles)."""
+        self.retry_time_scale = 1.0
+        """Retry intervals in the state machines run this much faster (the drill's speed)."""
         self.log_stream: TextIO | None = None
         """Where the functions' stdout (Powertools logs and metrics) goes; None: stdout."""
         self.before_invoke: Callable[[str, ModuleType], None] | None = None
@@ -138,7 +144,16 @@ class LocalCloud:
         self._stack.enter_context(self._route_lambda_invocations())
         self._stack.enter_context(self._deliver_unsupported_targets())
         self._stack.enter_context(_fix_moto_sfn_service_integrations())
+        self._stack.enter_context(_scaled_retry_sleep(lambda: self.retry_time_scale))
         import boto3
+
+        boto3.setup_default_session(region_name=REGION)  # what the handlers' clients use
+        if self.faults is not None and self.faults.probabilities.get("ddb-throttle"):
+            from tickstep.local.faults import throttle_dynamodb
+
+            default = boto3._get_default_session()._session
+            emitter = default.get_component("event_emitter")
+            emitter.register_first("before-send.dynamodb", throttle_dynamodb(self.faults))
 
         self.session = boto3.session.Session(region_name=REGION)
         self.ddb = self.session.client("dynamodb")
@@ -341,12 +356,55 @@ class LocalCloud:
             context = LambdaContext(spec_.name, spec_.memory_mb, spec_.arn)
             started = time.perf_counter()
             try:
-                return handler(event, context)
+                result = handler(event, context)
             except Exception:
                 self.stats[logical_id].errors += 1
                 raise
             finally:
                 self.stats[logical_id].durations_ms.append((time.perf_counter() - started) * 1000)
+            if self.faults is not None and self.faults.roll("lambda-retry"):
+                # The caller never saw the answer (a timeout, a lost response) and invokes
+                # again with the same event; what the first call did must not happen twice.
+                context = LambdaContext(spec_.name, spec_.memory_mb, spec_.arn)
+                try:
+                    handler(json.loads(json.dumps(event)), context)
+                except Exception:
+                    self.stats[logical_id].errors += 1
+            return result
+
+    def invoke_scheduled(self, logical_id: str, event: Any) -> Any:
+        """Invoke as the function's EventBridge schedule would: a failure is retried as its
+        RetryPolicy says, then the event goes to its DeadLetterConfig queue with the error;
+        ``None`` when it ended there."""
+        schedule: dict[str, Any] = next(
+            (
+                e["Properties"]
+                for e in self.functions[logical_id].events.values()
+                if e["Type"] == "Schedule"
+            ),
+            {},
+        )
+        schedule = self.resolver.resolve(schedule)
+        attempts = 1 + int(schedule.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.invoke(logical_id, event)
+            except Exception as exc:
+                traceback.print_exc(file=self.log_stream or sys.stderr)
+                if attempt < attempts:
+                    continue
+                dlq = schedule.get("DeadLetterConfig", {}).get("Arn")
+                if dlq is None:
+                    raise
+                self.sqs.send_message(
+                    QueueUrl=self.queue_url_for_arn(dlq),
+                    MessageBody=json.dumps(event),
+                    MessageAttributes={
+                        "ERROR_CODE": {"DataType": "String", "StringValue": type(exc).__name__},
+                        "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]},
+                    },
+                )
+        return None
 
     @contextlib.contextmanager
     def _route_lambda_invocations(self) -> Iterator[None]:
@@ -372,6 +430,7 @@ class LocalCloud:
             try:
                 result = cloud.invoke(logical_id, payload)
             except Exception as exc:  # the Lambda service reports any handler exception
+                traceback.print_exc(file=cloud.log_stream or sys.stderr)  # and logs it
                 response_headers["x-amz-function-error"] = "Unhandled"
                 return json.dumps(
                     {"errorType": type(exc).__name__, "errorMessage": str(exc)[:1000]}
@@ -421,6 +480,8 @@ class LocalCloud:
         to the target's dead-letter queue, as EventBridge would after its retries."""
         with self._pending_lock:
             batch, self.pending = self.pending, []
+        if self.faults is not None:
+            batch += [d for d in batch if self.faults.roll("duplicate-delivery")]
         for delivery in batch:
             arn = delivery.target["Arn"]
             try:
@@ -591,6 +652,23 @@ def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _scaled_retry_sleep(scale: Callable[[], float]) -> Iterator[None]:
+    """Let the drill run state machine Retry intervals faster than real time (moto sleeps
+    them for real); 1.0 leaves them as they are."""
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    module: Any = retrier_decl
+    saved = module.time
+    module.time = SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale()))
+    try:
+        yield
+    finally:
+        module.time = saved
 
 
 @contextlib.contextmanager

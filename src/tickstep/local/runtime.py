@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import time
 from collections import Counter, defaultdict
@@ -28,9 +29,14 @@ from tickstep.config import TradingConfig
 from tickstep.exchanges.errors import FatalExchangeError
 from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.local.cloud import Delivery, LocalCloud, LocalRuntimeError
+from tickstep.local.faults import ChaosExchange, FaultInjector
 from tickstep.models import Market
 
 SETTLE_TIMEOUT_S = 60.0
+RECONCILE_AFTER_MS = 5 * 60_000
+"""Reconcile runs this long after the last candle (past the execute grace window), and again
+as often apart, as its schedule would, until it finds no drift (at most RECONCILE_RUNS)."""
+RECONCILE_RUNS = 3
 
 
 def project_root() -> Path:
@@ -90,11 +96,17 @@ class LocalRun:
     log_path: Path | None = None
     before_report: Callable[[LocalCloud], None] | None = None
     """Runs after the replay, before the report (tests use it to redeliver events)."""
+    faults: FaultInjector | None = None
+    """The drill's faults; None for a clean run."""
+    stop_after_intents: int | None = None
+    """Stop replaying once the ledger holds this many order intents (the drill)."""
+    retry_time_scale: float = 1.0
 
     def run(self) -> dict[str, Any]:
         series = bundled_series(m.market for m in self.config.markets)
         clock = SimClock()
         feed = ReplayFeed(series, clock)
+        order_clock = TickClock(clock, self.retry_time_scale)
         ticks = self._ticks(series)
         parameters = {
             "TradingMode": "paper",
@@ -105,36 +117,62 @@ class LocalRun:
         }
         overrides = {"PAPER_SETTINGS": self.config.paper.model_dump_json()}
         started = time.monotonic()
-        with LocalCloud(self.root, parameters, environment_overrides=overrides) as cloud:
-            cloud.before_invoke = _injector(feed, clock)
+        cloud_ = LocalCloud(
+            self.root, parameters, environment_overrides=overrides, faults=self.faults
+        )
+        cloud_.retry_time_scale = self.retry_time_scale
+        with cloud_ as cloud:
+            cloud.before_invoke = _injector(feed, clock, order_clock, self.faults)
             log_file = None
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 log_file = self.log_path.open("w")
                 cloud.log_stream = log_file
+                # moto's Step Functions interpreter logs each failed state at ERROR: that is
+                # the service's log, not the run's output.
+                moto_handler = logging.StreamHandler(log_file)
+                logging.getLogger("moto").addHandler(moto_handler)
+                logging.getLogger("moto").propagate = False
             progress = Progress(self.out, len(ticks), started, max(1, len(ticks) // 20))
             print(
                 f"tickstep local: {len(self.config.markets)} markets, {len(ticks)} candle closes,"
                 f" template {self.root / 'template.yaml'}",
                 file=self.out,
             )
-            for done, now in enumerate(ticks, start=1):
-                clock.set(now)
-                cloud.invoke("IngestFunction", _scheduled_event(now))
+            replayed = 0
+            for replayed, now in enumerate(ticks, start=1):
+                order_clock.set(now)
+                cloud.invoke_scheduled("IngestFunction", _scheduled_event(now))
+                if self.faults is not None and self.faults.roll("malformed-event"):
+                    _publish_malformed(cloud, self.faults)
                 settle(cloud)
-                progress.tick(done, now, cloud)
-            clock.set(ticks[-1])
-            cloud.invoke("ReconcileFunction", _scheduled_event(ticks[-1]))
-            settle(cloud)
+                progress.tick(replayed, now, cloud)
+                if self.stop_after_intents and _intents(cloud) >= self.stop_after_intents:
+                    break
+            # Reconcile once the execute function's grace window has passed, as the
+            # schedule would: orders left unknown are settled against the exchange.
+            order_clock.set(ticks[replayed - 1])
+            for _ in range(RECONCILE_RUNS):
+                order_clock.set(clock.now_ms() + RECONCILE_AFTER_MS)
+                result = cloud.invoke_scheduled(
+                    "ReconcileFunction", _scheduled_event(clock.now_ms())
+                )
+                settle(cloud)
+                if result is not None and not result.get("drift"):
+                    break
             if self.before_report is not None:
                 self.before_report(cloud)
                 settle(cloud)
             report = build_report(cloud, series, feed)
             if log_file is not None:
+                logging.getLogger("moto").removeHandler(moto_handler)
+                logging.getLogger("moto").propagate = True
                 log_file.close()
                 report["lambda_log"] = str(self.log_path)
         report["wall_seconds"] = round(time.monotonic() - started, 2)
-        report["ticks"] = len(ticks)
+        report["ticks"] = replayed
+        if self.faults is not None:
+            report["faults_injected"] = dict(sorted(self.faults.injected.items()))
         return report
 
     def _ticks(self, series: dict[Market, CandleArrays]) -> list[int]:
@@ -166,10 +204,17 @@ def _scheduled_event(now_ms: int) -> dict[str, Any]:
     }
 
 
-def _injector(feed: ReplayFeed, clock: SimClock) -> Callable[[str, ModuleType], None]:
+def _injector(
+    feed: ReplayFeed,
+    clock: SimClock,
+    order_clock: TickClock,
+    faults: FaultInjector | None = None,
+) -> Callable[[str, ModuleType], None]:
     """Hand the replay feed and the simulated clock to the functions that read the market
-    or the time (as the ccxt client and the wall clock would be in AWS)."""
+    or the time (as the ccxt client and the wall clock would be in AWS), and, in a drill, an
+    exchange that misbehaves."""
     injected: set[str] = set()
+    hidden: dict[str, int] = {}  # what the misbehaving exchange is hiding, across calls
 
     def inject(logical_id: str, module: ModuleType) -> None:
         if logical_id in injected:
@@ -178,10 +223,16 @@ def _injector(feed: ReplayFeed, clock: SimClock) -> Callable[[str, ModuleType], 
         if logical_id == "IngestFunction":
             deps = module.build_dependencies(source=feed)
         elif logical_id in ("ExecuteFunction", "ReconcileFunction"):
-            deps = module.build_dependencies(prices=feed, clock=clock.now_ms)
+            deps = module.build_dependencies(prices=feed, clock=order_clock.now_ms)
+            if faults is not None:
+                deps = dataclasses.replace(
+                    deps, open_exchange=_chaotic(deps.open_exchange, faults, hidden)
+                )
         else:
             deps = module.build_dependencies()
-        if (
+        if logical_id in ("ExecuteFunction", "ReconcileFunction"):
+            pass  # they keep the order clock: it runs on while an order is retried
+        elif (
             dataclasses.is_dataclass(deps)
             and not isinstance(deps, type)
             and any(f.name == "clock" for f in dataclasses.fields(deps))
@@ -190,6 +241,79 @@ def _injector(feed: ReplayFeed, clock: SimClock) -> Callable[[str, ModuleType], 
         module.set_dependencies(deps)
 
     return inject
+
+
+class TickClock:
+    """Simulated time for the order path: the candle close, running on at ``1 / scale`` of
+    real time while the state machines retry (their intervals are slept ``scale`` times as
+    long), so the execute function's grace window passes as it would on AWS."""
+
+    def __init__(self, clock: SimClock, scale: float) -> None:
+        if scale <= 0:
+            raise ValueError("retry_time_scale: must be > 0")
+        self._clock = clock
+        self._scale = scale
+        self._since = time.monotonic()
+
+    def set(self, now_ms: int) -> None:
+        self._clock.set(now_ms)
+        self._since = time.monotonic()
+
+    def now_ms(self) -> int:
+        elapsed_ms = (time.monotonic() - self._since) * 1000 / self._scale
+        return self._clock.now_ms() + int(elapsed_ms)
+
+
+def _chaotic(
+    open_exchange: Callable[..., Any], faults: FaultInjector, hidden: dict[str, int]
+) -> Callable[..., Any]:
+    def open_chaotic(*args: Any) -> Any:
+        session = open_exchange(*args)
+        return dataclasses.replace(
+            session, exchange=ChaosExchange(session.exchange, faults, hidden)
+        )
+
+    return open_chaotic
+
+
+def _intents(cloud: LocalCloud) -> int:
+    table = cloud.functions["ExecuteFunction"].environment["ORDERS_TABLE"]
+    return int(cloud.ddb.scan(TableName=table, Select="COUNT")["Count"])
+
+
+MALFORMED = ("unknown-market", "missing-close", "negative-price", "wrong-type")
+
+
+def _publish_malformed(cloud: LocalCloud, faults: FaultInjector) -> None:
+    """A CandlesClosed event whose candle is broken, on the project bus."""
+    candle: dict[str, Any] = {
+        "timestamp": 1515560100000,
+        "open": "0.0984",
+        "high": "0.0994766",
+        "low": "0.09828605",
+        "close": "0.0994766",
+        "volume": "1820.5",
+    }
+    market: dict[str, Any] = {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"}
+    kind = faults.choice(list(MALFORMED))
+    if kind == "unknown-market":
+        market["symbol"] = "NOPE/BTC"
+    elif kind == "missing-close":
+        del candle["close"]
+    elif kind == "negative-price":
+        candle["low"] = "-1"
+    else:
+        candle["volume"] = {"not": "a number"}
+    cloud.events.put_events(
+        Entries=[
+            {
+                "Source": "tickstep.ingest",
+                "DetailType": "CandlesClosed",
+                "Detail": json.dumps({"candles": [{"market": market, "candle": candle}]}),
+                "EventBusName": cloud.resolver.refs["EventBus"],
+            }
+        ]
+    )
 
 
 def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
@@ -203,8 +327,23 @@ def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
         if not running and not cloud.pending:
             return
         if time.monotonic() > deadline:
-            raise LocalRuntimeError(f"{len(running)} executions still running after {timeout_s}s")
+            stuck = "; ".join(_where(cloud, arn) for arn in running[:5])
+            raise LocalRuntimeError(
+                f"{len(running)} executions still running after {timeout_s}s: {stuck}"
+            )
         time.sleep(0.005)
+
+
+def _where(cloud: LocalCloud, execution_arn: str) -> str:
+    """``name at <last state entered>``: where a stuck execution waits."""
+    events = cloud.sfn.get_execution_history(
+        executionArn=execution_arn, maxResults=1000, reverseOrder=True
+    )["events"]
+    entered = next(
+        (e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("Entered")),
+        "start",
+    )
+    return f"{execution_arn.rsplit(':', 1)[-1]} at {entered}"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -292,6 +431,7 @@ def build_report(
         "signals": dict(outcomes),
         "risk_decisions": dict(decisions),
         "dead_letters": cloud.queue_depths(dlqs),
+        "dead_letter_reasons": _dead_letter_reasons(cloud, dlqs),
         "lambda": {
             name: {
                 "invocations": len(stats.durations_ms),
@@ -311,6 +451,45 @@ def build_report(
             },
         },
     }
+
+
+def _dead_letter_reasons(cloud: LocalCloud, queues: list[str]) -> dict[str, dict[str, int]]:
+    """Why each dead letter is there: the error a decide failure carries, or the delivery
+    error EventBridge attached, by queue (read, not removed: they stay in the queue)."""
+    reasons: dict[str, dict[str, int]] = {}
+    for queue in queues:
+        counted: Counter[str] = Counter()
+        seen: set[str] = set()
+        while True:
+            messages = cloud.sqs.receive_message(
+                QueueUrl=cloud.queues[queue],
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MessageId"])
+                counted[_reason_of(message)] += 1
+        if counted:
+            reasons[queue] = dict(counted)
+    return reasons
+
+
+def _reason_of(message: dict[str, Any]) -> str:
+    attribute = message.get("MessageAttributes", {}).get("ERROR_CODE")
+    if attribute:
+        return str(attribute["StringValue"])
+    try:
+        body = json.loads(message["Body"])
+    except json.JSONDecodeError:
+        return "unreadable"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("Error"):
+        return str(error["Error"])
+    return "no reason"
 
 
 def _price_now(feed: ReplayFeed, market: Market, fallback: dict[Market, Decimal]) -> Decimal:
