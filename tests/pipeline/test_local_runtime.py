@@ -213,17 +213,8 @@ def test_decide_when_one_market_fails_then_the_others_are_decided_and_the_execut
     ends in MarketFailed; the configured market in the same event is still decided."""
 
     def publish_a_mixed_tick(cloud: LocalCloud) -> None:
-        good = {
-            "market": {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"},
-            "candle": {
-                "timestamp": 1515560100000,
-                "open": "0.0984",
-                "high": "0.0994766",
-                "low": "0.09828605",
-                "close": "0.0994766",
-                "volume": "1820.54447418",
-            },
-        }
+        good = json.loads((ROOT / "events" / "signal.json").read_text())
+        good["market"]["exchange"] = "paper"  # the configured market of busy_config()
         unknown = {**good, "market": {**good["market"], "symbol": "DOGE/BTC"}}
         cloud.events.put_events(
             Entries=[
