@@ -176,6 +176,47 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from tickstep.backtest import (
+        BacktestSettings,
+        ProgressBar,
+        render_summary,
+        run_backtest,
+        write_json,
+    )
+    from tickstep.strategies import StrategyConfig, build_strategy, parse_param_assignments
+
+    def decimal(option: str, text: str | None) -> Decimal | None:
+        if text is None:
+            return None
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise ConfigError(f"{option}: expected a decimal number, got {text!r}") from None
+
+    try:
+        params = parse_param_assignments(args.param)
+        strategy = build_strategy(StrategyConfig(name=args.strategy, params=params))
+        stake = decimal("--stake", args.stake)
+        fee = decimal("--fee", args.fee)
+        assert stake is not None and fee is not None
+        settings = BacktestSettings(stake, fee, decimal("--amount-step", args.amount_step))
+        progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        result = run_backtest(args.data, strategy, settings, progress=progress)
+    except ConfigError as exc:
+        print(f"tickstep backtest: {exc}", file=sys.stderr)
+        return 2
+    for warning in result.warnings:
+        print(f"tickstep backtest: warning: {warning}", file=sys.stderr)
+    print(render_summary(result))
+    if args.json:
+        write_json(result, args.json, args.equity_points)
+        print(f"report written to {args.json}")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from tickstep.schemas import stale_schemas, write_schemas
 
@@ -264,6 +305,28 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--report", help="write the JSON report (local's schema + faults_injected)")
     drill.add_argument("--log", help="the functions' logs (default: reports/drill-lambda.log)")
     drill.set_defaults(func=_cmd_drill)
+
+    backtest = sub.add_parser(
+        "backtest", help="backtest a strategy over candle CSVs (next-open fills, fees, gaps)"
+    )
+    backtest.add_argument(
+        "--data", nargs="+", required=True, metavar="FILE", help="BASE-QUOTE_TF.csv per market"
+    )
+    backtest.add_argument("--strategy", required=True, help="a registered strategy name")
+    backtest.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="a strategy parameter"
+    )
+    backtest.add_argument("--stake", required=True, help="quote currency per trade, e.g. 0.01")
+    backtest.add_argument("--fee", required=True, help="fee rate per side, e.g. 0.001")
+    backtest.add_argument("--amount-step", help="truncate amounts to this step (default: exact)")
+    backtest.add_argument("--json", metavar="PATH", help="write trades, summary and equity")
+    backtest.add_argument(
+        "--equity-points",
+        type=int,
+        default=10_000,
+        help="equity curve points in --json at most (every k-th candle); 0: every candle",
+    )
+    backtest.set_defaults(func=_cmd_backtest)
 
     schemas = sub.add_parser("schemas", help="write (or --check) the events' JSON Schemas")
     schemas.add_argument("--out", default="events/schemas")
