@@ -101,6 +101,7 @@ class LocalRun:
     stop_after_intents: int | None = None
     """Stop replaying once the ledger holds this many order intents (the drill)."""
     retry_time_scale: float = 1.0
+    _shown: int = dataclasses.field(default=0, init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
         series = bundled_series(m.market for m in self.config.markets)
@@ -147,7 +148,7 @@ class LocalRun:
                     _publish_malformed(cloud, self.faults)
                 settle(cloud)
                 progress.tick(replayed, now, cloud)
-                if self.stop_after_intents and _intents(cloud) >= self.stop_after_intents:
+                if self.stop_after_intents and self._enough_intents(cloud, started):
                     break
             # Reconcile once the execute function's grace window has passed, as the
             # schedule would: orders left unknown are settled against the exchange.
@@ -174,6 +175,21 @@ class LocalRun:
         if self.faults is not None:
             report["faults_injected"] = dict(sorted(self.faults.injected.items()))
         return report
+
+    def _enough_intents(self, cloud: LocalCloud, started: float) -> bool:
+        """Whether the ledger holds ``stop_after_intents`` intents; shows progress by 5%."""
+        assert self.stop_after_intents
+        intents = _intents(cloud)
+        step = max(1, self.stop_after_intents // 20)
+        if intents // step > self._shown // step:
+            print(
+                f"  intents {intents:>5}/{self.stop_after_intents}"
+                f"  ({time.monotonic() - started:5.1f}s)",
+                file=self.out,
+                flush=True,
+            )
+        self._shown = intents
+        return intents >= self.stop_after_intents
 
     def _ticks(self, series: dict[Market, CandleArrays]) -> list[int]:
         start = max(
