@@ -656,19 +656,25 @@ def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _scaled_retry_sleep(scale: Callable[[], float]) -> Iterator[None]:
-    """Let the drill run state machine Retry intervals faster than real time (moto sleeps
-    them for real); 1.0 leaves them as they are."""
+    """Let the drill run retry intervals faster than real time (moto and botocore sleep them
+    for real); 1.0 leaves them as they are."""
     from types import SimpleNamespace
 
+    import botocore.endpoint
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    module: Any = retrier_decl
-    saved = module.time
-    module.time = SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale()))
+    # The state machines' Retry intervals, and the AWS SDK's own retry back-off (a throttled
+    # DynamoDB request sleeps up to seconds before it is sent again).
+    modules: list[Any] = [retrier_decl, botocore.endpoint]
+    saved = [module.time for module in modules]
+    scaled = SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale()))
+    for module in modules:
+        module.time = scaled
     try:
         yield
     finally:
-        module.time = saved
+        for module, original in zip(modules, saved, strict=True):
+            module.time = original
 
 
 @contextlib.contextmanager
