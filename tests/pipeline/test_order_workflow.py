@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 from tickstep.candles import bundled_series
 from tickstep.exchanges.errors import (
@@ -17,9 +20,9 @@ from tickstep.exchanges.errors import (
 )
 from tickstep.exchanges.paper import PaperState
 from tickstep.exchanges.replay import ReplayFeed, SimClock
-from tickstep.local.cloud import LocalCloud
+from tickstep.local.cloud import LocalCloud, LocalRuntimeError
 from tickstep.local.runtime import TickClock, settle
-from tickstep.models import Market, ReasonCode, RiskDecision, Side
+from tickstep.models import Market, OrderIntent, ReasonCode, RiskDecision, Side
 from tickstep.orders import new_intent
 from tickstep.stores import PortfolioStore
 
@@ -65,6 +68,32 @@ RETRY_SCALE = 0.02
 """Retry intervals run 50x faster; the execute function's clock runs 50x faster with them."""
 
 
+def start_approved_order(cloud: LocalCloud) -> tuple[OrderIntent, dict[str, Any]]:
+    """Start the order workflow for a buy that risk approved (as the decide workflow does)."""
+    series = bundled_series([ETH])
+    intent = new_intent(
+        strategy="sma_cross",
+        market=ETH,
+        candle_time=int(series[ETH].timestamp[300]),
+        side=Side.BUY,
+        reference_price=str(series[ETH].close[300]),
+    )
+    decision = RiskDecision(
+        intent_id=intent.intent_id,
+        approved=True,
+        amount=Decimal("0.1"),
+        reasons=(ReasonCode.APPROVED,),
+    )
+    execution = cloud.sfn.start_execution(
+        stateMachineArn=cloud.state_machines["OrderStateMachine"],
+        name=intent.intent_id,
+        input=json.dumps(
+            {"intent": intent.model_dump(mode="json"), "decision": decision.model_dump(mode="json")}
+        ),
+    )
+    return intent, execution
+
+
 def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, Any]:
     """Start one order execution for an approved intent and let the stack finish it."""
     series = bundled_series([ETH])
@@ -97,29 +126,7 @@ def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, 
             module.set_dependencies(deps)
 
         cloud.before_invoke = inject
-        intent = new_intent(
-            strategy="sma_cross",
-            market=ETH,
-            candle_time=int(series[ETH].timestamp[300]),
-            side=Side.BUY,
-            reference_price=str(series[ETH].close[300]),
-        )
-        decision = RiskDecision(
-            intent_id=intent.intent_id,
-            approved=True,
-            amount=Decimal("0.1"),
-            reasons=(ReasonCode.APPROVED,),
-        )
-        execution = cloud.sfn.start_execution(
-            stateMachineArn=cloud.state_machines["OrderStateMachine"],
-            name=intent.intent_id,
-            input=json.dumps(
-                {
-                    "intent": intent.model_dump(mode="json"),
-                    "decision": decision.model_dump(mode="json"),
-                }
-            ),
-        )
+        intent, execution = start_approved_order(cloud)
         settle(cloud, timeout_s=90)
         arn = execution["executionArn"]
         described = cloud.sfn.describe_execution(executionArn=arn)
@@ -211,3 +218,55 @@ def test_order_when_time_stands_still_then_never_resent_and_left_unknown_for_rec
     assert result["states"][-3:] == ["MarkUnknown", "PublishOrderFailed", "OrderOutcomeUnknown"]
     assert result["ledger_status"] == "unknown"
     assert result["exchange_orders"] == []
+
+
+def test_order_when_the_task_token_is_answered_before_the_heartbeat_wait_then_not_lost() -> None:
+    """The execute function can answer SubmitOrder's token before moto has set up the
+    heartbeat it waits on (one order in ~15 hung for the 600 s heartbeat). Inside the local
+    stack, an answer already given ends the wait at once, and only once."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sqs,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackEndpoint,
+        CallbackOutcomeSuccess,
+        HeartbeatTimedOut,
+    )
+
+    class Env:
+        def is_running(self) -> bool:
+            return True
+
+    sqs_task = state_task_service_sqs.StateTaskServiceSqs  # SubmitOrder's kind of task
+    task = sqs_task.__new__(sqs_task)
+    endpoint = CallbackEndpoint("token")
+
+    def answered_first_then_waited() -> Any:
+        endpoint.notify(CallbackOutcomeSuccess("token", "{}"))
+        heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=1)
+        return task._wait_for_task_token_heartbeat(Env(), endpoint, heartbeat)
+
+    def waited_again() -> Any:  # the next attempt, nobody has answered it yet
+        heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=1)
+        return task._wait_for_task_token_heartbeat(Env(), endpoint, heartbeat)
+
+    # moto on its own: the answer is there, yet the wait runs out its heartbeat.
+    assert isinstance(answered_first_then_waited(), HeartbeatTimedOut)
+    with LocalCloud(ROOT, {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}):
+        assert isinstance(answered_first_then_waited(), CallbackOutcomeSuccess)
+        assert isinstance(waited_again(), HeartbeatTimedOut)  # a stale answer wakes nobody
+
+
+def test_settle_when_an_order_waits_forever_then_fails_naming_the_state_it_waits_in() -> None:
+    """The offline runtime does not hang on a stuck workflow: it names where it is stuck."""
+
+    def execute_is_down(logical_id: str, module: ModuleType) -> None:
+        if logical_id == "ExecuteFunction":
+            raise RuntimeError("execute function down")
+
+    with LocalCloud(ROOT, {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}) as cloud:
+        cloud.log_stream = io.StringIO()
+        cloud.before_invoke = execute_is_down
+        intent, _ = start_approved_order(cloud)
+        with pytest.raises(LocalRuntimeError, match=rf"{intent.intent_id} at SubmitOrder"):
+            settle(cloud, timeout_s=2)

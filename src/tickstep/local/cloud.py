@@ -144,6 +144,7 @@ class LocalCloud:
         self._stack.enter_context(self._route_lambda_invocations())
         self._stack.enter_context(self._deliver_unsupported_targets())
         self._stack.enter_context(_fix_moto_sfn_service_integrations())
+        self._stack.enter_context(_fix_moto_early_task_token_answer())
         self._stack.enter_context(_scaled_retry_sleep(lambda: self.retry_time_scale))
         import boto3
 
@@ -720,6 +721,40 @@ def _fix_moto_sfn_service_integrations() -> Iterator[None]:
         yield
     finally:
         cls._normalise_parameters, cls._normalise_response = saved
+
+
+@contextlib.contextmanager
+def _fix_moto_early_task_token_answer() -> Iterator[None]:
+    """Make moto 5.2.5 see a task token answered before it starts waiting on the heartbeat.
+
+    A ``.waitForTaskToken`` task with ``HeartbeatSeconds`` sends its message, then creates
+    the heartbeat endpoint it waits on. An answer (SendTaskSuccess/Failure) that arrives in
+    between sets the outcome but notifies no heartbeat endpoint (there is none yet, or the
+    previous attempt's), so the execution waits the whole heartbeat (600 s) with its answer
+    in hand. Step Functions does not lose it; here the execute function answers within
+    milliseconds of the message, so it happened about once in 15 orders. The wait now starts
+    woken when an answer is there, and an answer is consumed by the wait that returns it
+    (retries reuse the task's callback endpoint, so a stale answer must not wake the next).
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+
+    cls: Any = callback_task.StateTaskServiceCallback
+    original = cls._wait_for_task_token_heartbeat
+
+    def wait(task: Any, env: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        if callback_endpoint.get_outcome() is not None:
+            heartbeat_endpoint.notify()
+        outcome = original(task, env, callback_endpoint, heartbeat_endpoint)
+        callback_endpoint._outcome = None
+        return outcome
+
+    cls._wait_for_task_token_heartbeat = wait
+    try:
+        yield
+    finally:
+        cls._wait_for_task_token_heartbeat = original
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:

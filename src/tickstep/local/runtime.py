@@ -352,11 +352,14 @@ def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
 
 def _where(cloud: LocalCloud, execution_arn: str) -> str:
     """``name at <last state entered>``: where a stuck execution waits."""
-    events = cloud.sfn.get_execution_history(
-        executionArn=execution_arn, maxResults=1000, reverseOrder=True
-    )["events"]
+    # Oldest first: moto 5.2.5 ignores reverseOrder.
+    events = cloud.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
     entered = next(
-        (e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("Entered")),
+        (
+            e["stateEnteredEventDetails"]["name"]
+            for e in reversed(events)
+            if e["type"].endswith("Entered")
+        ),
         "start",
     )
     return f"{execution_arn.rsplit(':', 1)[-1]} at {entered}"
