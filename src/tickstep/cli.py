@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument(
         "--retry-time-scale",
         type=float,
-        default=0.02,
+        default=0.005,
         help="state machine retry intervals run this much faster than real time",
     )
     drill.add_argument("--report", help="write the JSON report (local's schema + faults_injected)")

@@ -113,6 +113,7 @@ class SignalRepository(Protocol):
 class OrderRepository(Protocol):
     def get(self, intent_id: str) -> LedgerEntry | None: ...
     def mark_sent(self, intent_id: str, now_ms: int) -> None: ...
+    def unmark_sent(self, intent_id: str, sent_at: int) -> None: ...
     def record(
         self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
     ) -> LedgerEntry: ...
@@ -486,6 +487,7 @@ def execute_order(
     from tickstep.exchanges.errors import (
         AmbiguousOrderError,
         FatalExchangeError,
+        OrderNotVisibleYet,
         RetryableExchangeError,
     )
     from tickstep.stores import InvalidTransition, StaleWrite
@@ -501,9 +503,7 @@ def execute_order(
     order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)
     if order is None:
         if entry.sent_at is not None and now_ms - entry.sent_at < grace_ms:
-            raise RetryableExchangeError(
-                f"sent at {entry.sent_at}, not visible yet", code="awaiting_order_visibility"
-            )
+            raise OrderNotVisibleYet(f"sent at {entry.sent_at}, not visible yet")
         if entry.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
             raise AmbiguousOrderError(
                 f"ledger says {entry.status.value}, exchange has no such order",
@@ -526,10 +526,15 @@ def execute_order(
         except AmbiguousOrderError:
             order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)
             if order is None:
-                raise RetryableExchangeError(
-                    "outcome unknown and not visible yet; looking again before any resend",
-                    code="awaiting_order_visibility",
+                raise OrderNotVisibleYet(
+                    "outcome unknown and not visible yet; looking again before any resend"
                 ) from None
+        except RetryableExchangeError:
+            # Refused before it was processed (a rate limit: the adapters map nothing else
+            # to retryable on a send), so no order can appear: the next attempt may send at
+            # once instead of waiting out the grace window.
+            orders.unmark_sent(intent.intent_id, now_ms)
+            raise
         commit()
         portfolio.record_order_placed(now_ms)
     try:
@@ -771,6 +776,7 @@ TASK_ERRORS = (
     "AuthenticationFailed",
     "FatalExchangeError",
     "AmbiguousOrderError",
+    "OrderNotVisibleYet",
     "RetryableExchangeError",
 )
 """The ``error`` names the order workflow's Retry and Catch know, most specific first."""

@@ -359,6 +359,26 @@ class OrderStore:
                 raise StaleWrite(f"{intent_id}: not in the ledger as new or unknown") from exc
             raise
 
+    def unmark_sent(self, intent_id: str, sent_at: int) -> None:
+        """Take back :meth:`mark_sent` of ``sent_at`` when the exchange refused that send
+        outright (nothing can appear); a later mark or a status change is left alone."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={PK: _s(intent_id)},
+                UpdateExpression="REMOVE sent_at",
+                ConditionExpression="sent_at = :sent AND #status IN (:new, :unknown)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":sent": _n(sent_at),
+                    ":new": _s(OrderStatus.NEW.value),
+                    ":unknown": _s(OrderStatus.UNKNOWN.value),
+                },
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
     def record(
         self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
     ) -> LedgerEntry:

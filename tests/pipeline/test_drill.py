@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from tickstep.cli import main
-from tickstep.local.faults import FAULTS, FaultSpecError, parse_fault_spec
+from tickstep.local.cloud import LocalCloud
+from tickstep.local.faults import (
+    FAULTS,
+    FaultInjector,
+    FaultSpecError,
+    parse_fault_spec,
+    stable_key,
+)
 
 HIGH = dict.fromkeys(FAULTS, 0.3) | {
     "ddb-throttle": 0.05,  # per DynamoDB request: hundreds of them
@@ -55,7 +62,51 @@ def test_drill_when_every_fault_is_on_then_no_duplicate_no_mismatch_nothing_left
     reasons = report["dead_letter_reasons"].get("DecideRuleDLQ", {})
     assert malformed > 0
     assert reasons.get("ValidationError", 0) + reasons.get("UnknownMarketError", 0) >= malformed
+    assert set(reasons) <= {"ValidationError", "UnknownMarketError"}  # and nothing else failed
     assert report["dead_letters"]["OrderDLQ"] == 0
+
+
+def test_ddb_throttle_when_a_request_is_throttled_then_dynamodb_did_not_apply_it() -> None:
+    """A throttled write is not carried out (the SDK sends it again); moto's own handler must
+    not apply it behind the throttle, or a retried conditional write fails against itself."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    root = Path(__file__).resolve().parents[2]
+    faults = FaultInjector({"ddb-throttle": 1.0}, seed=1)
+    with LocalCloud(root, {"TradingMode": "paper"}, faults=faults) as cloud:
+        table = cloud.tables["IdempotencyTable"]
+        handler_client = boto3.client("dynamodb")  # what the functions use: throttled
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            handler_client.put_item(TableName=table, Item={"id": {"S": "k"}})
+        attempts = faults.injected["ddb-throttle"]
+        item = cloud.ddb.get_item(TableName=table, Key={"id": {"S": "k"}})
+    assert attempts > 1  # the SDK retried the throttle
+    assert "Item" not in item
+
+
+def test_fault_rolls_when_keyed_then_the_same_per_seed_whatever_the_order() -> None:
+    """Handlers roll from the Step Functions interpreter's threads, in no fixed order: a
+    keyed roll depends on the seed, the fault, the key and its count, not on who came first."""
+    keys = [f"ts{i:030x}" for i in range(200)] * 3  # each order looked at three times
+
+    def rolls(order: list[str], seed: int) -> dict[tuple[str, int], bool]:
+        faults = FaultInjector({"rate-limit": 0.3}, seed=seed)
+        seen: dict[str, int] = {}
+        out = {}
+        for key in order:
+            seen[key] = seen.get(key, 0) + 1
+            out[key, seen[key]] = faults.roll("rate-limit", key)
+        return out
+
+    forwards = rolls(keys, seed=42)
+    assert rolls(list(reversed(keys)), seed=42) == forwards
+    assert rolls(keys, seed=43) != forwards
+    assert 0.2 < sum(forwards.values()) / len(forwards) < 0.4
+    assert stable_key("Risk", {"task_token": "a", "x": 1}) == stable_key(
+        "Risk", {"task_token": "b", "x": 1}
+    )
+    assert stable_key("Risk", {"x": 1}) != stable_key("Risk", {"x": 2})
 
 
 def test_fault_spec_when_unknown_or_out_of_range_then_clear_error() -> None:

@@ -151,6 +151,18 @@ def test_moto_hooks_the_runtime_patches_are_where_it_expects() -> None:
     assert hasattr(state_task_service.StateTaskService, "_normalise_parameters")
 
 
+def test_moto_execution_when_listed_before_its_worker_starts_then_running() -> None:
+    """moto adds an execution, then starts it; ListExecutions in between must not crash."""
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    being_started: Any = Execution.__new__(Execution)
+    being_started.exec_status = None
+    with pytest.raises(AttributeError):
+        _ = being_started.status
+    with LocalCloud(ROOT, {"TradingMode": "paper"}):
+        assert being_started.status == "RUNNING"
+
+
 def test_cost_cli_when_given_a_measured_report_then_prices_it_and_scales_with_markets(
     run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

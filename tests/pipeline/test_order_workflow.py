@@ -147,6 +147,9 @@ def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, 
         "exchange_orders": [o.client_order_id for o in paper.orders.values()],
         "intent_id": intent.intent_id,
         "task_failures": sum(1 for e in history if e["type"] == "TaskFailed"),
+        "task_errors": [
+            e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"
+        ],
     }
 
 
@@ -197,15 +200,21 @@ def test_order_when_timeout_before_accept_then_looked_up_past_the_grace_window_a
     fault = Fault("create_order", AmbiguousOrderError("timed out", code="timeout"), False)
     result = run_one_order(fault)
     assert result["status"] == "SUCCEEDED"
-    assert result["task_failures"] >= 2  # looked again before sending again
+    # looked again (lookups only, the un-jittered Retry) before sending again
+    assert len(result["task_errors"]) >= 2
+    assert set(result["task_errors"]) == {"OrderNotVisibleYet"}
     assert result["states"][-1] == "PublishOrderFilled"
     assert result["exchange_orders"] == [result["intent_id"]]
 
 
-def test_order_when_rate_limited_then_retried_after_the_grace_window_and_filled_once() -> None:
+def test_order_when_rate_limited_then_sent_again_on_the_next_attempt_and_filled_once() -> None:
+    """A 429 proves nothing was placed: the jittered Retry sends again at once, with no
+    grace window to wait out (no OrderNotVisibleYet lookups in between)."""
     fault = Fault("create_order", RetryableExchangeError("429", code="rate_limited"), False)
     result = run_one_order(fault)
     assert result["status"] == "SUCCEEDED"
+    assert result["task_errors"] == ["RetryableExchangeError"]
+    assert result["states"][-1] == "PublishOrderFilled"
     assert result["exchange_orders"] == [result["intent_id"]]
 
 

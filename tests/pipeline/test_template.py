@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tickstep.services import DEFAULT_GRACE_MS, TASK_ERRORS
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 TOOLS_BIN = ROOT / ".tools" / "bin"
@@ -271,8 +273,18 @@ def test_order_submission_retries_only_named_errors_and_catches_every_outcome() 
     submit = _order_states()["SubmitOrder"]
     assert submit["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
     retried = {name for retrier in submit["Retry"] for name in retrier["ErrorEquals"]}
-    assert retried == {"RetryableExchangeError"}
+    assert retried == {"OrderNotVisibleYet", "RetryableExchangeError"}  # never States.ALL
+    jitter = {r["ErrorEquals"][0]: r["JitterStrategy"] for r in submit["Retry"]}
+    # lookups keep a fixed schedule that outlasts the grace window; refusals back off jittered
+    assert jitter == {"OrderNotVisibleYet": "NONE", "RetryableExchangeError": "FULL"}
+    visibility = next(r for r in submit["Retry"] if r["ErrorEquals"] == ["OrderNotVisibleYet"])
+    waits = [
+        min(visibility["IntervalSeconds"] * visibility["BackoffRate"] ** k, 30)
+        for k in range(visibility["MaxAttempts"])
+    ]
+    assert sum(waits) * 1000 > DEFAULT_GRACE_MS
     catchers = {name: c["Next"] for c in submit["Catch"] for name in c["ErrorEquals"]}
+    assert set(TASK_ERRORS) <= set(catchers)  # every answer of the execute function
     assert catchers["FatalExchangeError"] == catchers["AuthenticationFailed"] == "RecordRejected"
     assert catchers["AmbiguousOrderError"] == catchers["States.Timeout"] == "MarkUnknown"
     assert catchers["States.ALL"] == "MarkUnknown"

@@ -36,9 +36,11 @@ def test_error_class_names_are_the_state_machine_error_names() -> None:
         "AuthenticationFailed",
         "ExchangeError",
         "FatalExchangeError",
+        "OrderNotVisibleYet",
         "RetryableExchangeError",
     ]
     assert issubclass(AuthenticationFailed, FatalExchangeError)
+    assert issubclass(errors.OrderNotVisibleYet, RetryableExchangeError)
     for cls in (RetryableExchangeError, AmbiguousOrderError, FatalExchangeError):
         assert cls.__bases__ == (ExchangeError,)
 

@@ -12,6 +12,7 @@ from tickstep.config import DEFAULT_LIMITS
 from tickstep.exchanges import (
     AmbiguousOrderError,
     AuthenticationFailed,
+    OrderNotVisibleYet,
     PaperExchange,
     RetryableExchangeError,
 )
@@ -173,6 +174,11 @@ class FakeOrders:
         if entry.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
             raise StaleWrite(intent_id)
         self.entries[intent_id] = entry.model_copy(update={"sent_at": now_ms})
+
+    def unmark_sent(self, intent_id: str, sent_at: int) -> None:
+        entry = self.entries[intent_id]
+        if entry.sent_at == sent_at and entry.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):
+            self.entries[intent_id] = entry.model_copy(update={"sent_at": None})
 
     def record(
         self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
@@ -575,11 +581,11 @@ def test_execute_when_send_times_out_and_order_is_invisible_then_retryable_and_n
     now = intent.candle_time + TF
     exchange = LaggingExchange(paper(now), timeout_after_accept=True)
 
-    with pytest.raises(RetryableExchangeError, match="awaiting_order_visibility"):
+    with pytest.raises(OrderNotVisibleYet, match="awaiting_order_visibility"):
         execute_order(
             command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
         )
-    with pytest.raises(RetryableExchangeError, match="awaiting_order_visibility"):
+    with pytest.raises(OrderNotVisibleYet, match="awaiting_order_visibility"):
         execute_order(
             command(intent),
             exchange=exchange,
@@ -595,6 +601,44 @@ def test_execute_when_send_times_out_and_order_is_invisible_then_retryable_and_n
     assert exchange.creates == 1
     assert order.status is OrderStatus.FILLED
     assert portfolio.position(MARKET).amount == Decimal("0.1")
+
+
+class RateLimitedOnce(LaggingExchange):
+    """Refuses the first send with a 429 (nothing placed), then behaves."""
+
+    def create_order(self, *args: Any, **kwargs: Any) -> Order:
+        self.creates += 1
+        if self.creates == 1:
+            raise RetryableExchangeError("429", code="rate_limited")
+        return self.inner.create_order(*args, **kwargs)
+
+
+def test_execute_when_the_send_is_rate_limited_then_sent_again_at_once_not_after_grace() -> None:
+    """A 429 proves the exchange did not take the order: the next attempt, a second later,
+    sends it (no grace window to wait out), and it is placed once."""
+    intent = buy_intent()
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders.add_intent(intent, approved(intent))
+    now = intent.candle_time + TF
+    exchange = RateLimitedOnce(paper(now))
+    exchange.hide = False
+
+    with pytest.raises(RetryableExchangeError, match="rate_limited") as refused:
+        execute_order(
+            command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
+        )
+    entry = orders.get(intent.intent_id)
+    assert not isinstance(refused.value, OrderNotVisibleYet)
+    assert entry is not None and entry.sent_at is None
+    order = execute_order(
+        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now + 1_000
+    )
+
+    assert exchange.creates == 2
+    assert order.status is OrderStatus.FILLED
+    assert [o.client_order_id for o in exchange.inner.state.orders.values()] == [
+        intent.client_order_id
+    ]
 
 
 def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secret() -> None:

@@ -15,6 +15,7 @@ from tickstep.exchanges.errors import (
     AuthenticationFailed,
     ExchangeError,
     FatalExchangeError,
+    OrderNotVisibleYet,
     RetryableExchangeError,
 )
 from tickstep.exchanges.paper import PaperExchange, PaperState, PriceSource
@@ -37,6 +38,7 @@ __all__ = [
     "ExchangeError",
     "ExchangePort",
     "FatalExchangeError",
+    "OrderNotVisibleYet",
     "PaperExchange",
     "PaperState",
     "PriceSource",

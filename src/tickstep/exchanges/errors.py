@@ -14,6 +14,7 @@ __all__ = [
     "AuthenticationFailed",
     "ExchangeError",
     "FatalExchangeError",
+    "OrderNotVisibleYet",
     "RetryableExchangeError",
 ]
 
@@ -42,6 +43,14 @@ class RetryableExchangeError(ExchangeError):
     """Nothing happened and trying again later may work (rate limit, outage, network on a read)."""
 
     default_code = "retryable"
+
+
+class OrderNotVisibleYet(RetryableExchangeError):  # noqa: N818 -- a Step Functions ErrorEquals
+    """An order was sent less than a grace window ago and the exchange does not show it yet:
+    look again later and do not send it again (its own Retry, without jitter, so the lookups
+    outlast the grace window)."""
+
+    default_code = "awaiting_order_visibility"
 
 
 class AmbiguousOrderError(ExchangeError):

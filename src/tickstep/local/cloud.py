@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from tickstep.local.faults import FaultInjector
+from tickstep.local.faults import FaultInjector, stable_key
 from tickstep.local.template import (
     ACCOUNT,
     REGION,
@@ -145,6 +145,8 @@ class LocalCloud:
         self._stack.enter_context(self._deliver_unsupported_targets())
         self._stack.enter_context(_fix_moto_sfn_service_integrations())
         self._stack.enter_context(_fix_moto_early_task_token_answer())
+        self._stack.enter_context(_fix_moto_execution_status_before_start())
+        self._stack.enter_context(_reuse_moto_sfn_service_clients())
         self._stack.enter_context(_scaled_retry_sleep(lambda: self.retry_time_scale))
         import boto3
 
@@ -155,6 +157,7 @@ class LocalCloud:
             default = boto3._get_default_session()._session
             emitter = default.get_component("event_emitter")
             emitter.register_first("before-send.dynamodb", throttle_dynamodb(self.faults))
+            self._stack.enter_context(_moto_skips_throttled_requests())
 
         self.session = boto3.session.Session(region_name=REGION)
         self.ddb = self.session.client("dynamodb")
@@ -363,7 +366,9 @@ class LocalCloud:
                 raise
             finally:
                 self.stats[logical_id].durations_ms.append((time.perf_counter() - started) * 1000)
-            if self.faults is not None and self.faults.roll("lambda-retry"):
+            if self.faults is not None and self.faults.roll(
+                "lambda-retry", stable_key(logical_id, event)
+            ):
                 # The caller never saw the answer (a timeout, a lost response) and invokes
                 # again with the same event; what the first call did must not happen twice.
                 context = LambdaContext(spec_.name, spec_.memory_mb, spec_.arn)
@@ -482,7 +487,12 @@ class LocalCloud:
         with self._pending_lock:
             batch, self.pending = self.pending, []
         if self.faults is not None:
-            batch += [d for d in batch if self.faults.roll("duplicate-delivery")]
+            faults = self.faults
+            batch += [
+                d
+                for d in batch
+                if faults.roll("duplicate-delivery", stable_key(d.rule, d.event.get("detail")))
+            ]
         for delivery in batch:
             arn = delivery.target["Arn"]
             try:
@@ -571,13 +581,18 @@ class LocalCloud:
     # -- Step Functions -------------------------------------------------------------------
 
     def running_executions(self) -> list[str]:
-        running = []
-        for arn in self.state_machines.values():
-            pages = self.sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=arn, statusFilter="RUNNING"
-            )
-            running += [e["executionArn"] for page in pages for e in page["executions"]]
-        return running
+        """What ListExecutions(statusFilter=RUNNING) says, read from moto's backend: the
+        runtime polls it while executions run, and going through the API (serialising every
+        execution, each time) took a sixth of a drill's CPU, and the GIL from the executions."""
+        from moto.stepfunctions.responses import get_backend
+
+        backend = get_backend(ACCOUNT, REGION)
+        return [
+            execution.execution_arn
+            for arn in self.state_machines.values()
+            for execution in list(backend.describe_state_machine(arn).executions)
+            if execution.status == "RUNNING"
+        ]
 
     def execution_counts(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -679,6 +694,30 @@ def _scaled_retry_sleep(scale: Callable[[], float]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _moto_skips_throttled_requests() -> Iterator[None]:
+    """moto's ``before-send`` handler answers (and carries out) every request, even one the
+    drill has already answered with a throttle: skip those, as DynamoDB does not apply a
+    throttled request."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    from tickstep.local.faults import THROTTLED
+
+    cls: Any = BotocoreStubber
+    original = cls.__call__
+
+    def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if getattr(request, THROTTLED, False):
+            return None
+        return original(stubber, event_name, request, **kwargs)
+
+    cls.__call__ = call
+    try:
+        yield
+    finally:
+        cls.__call__ = original
+
+
+@contextlib.contextmanager
 def _fix_moto_sfn_service_integrations() -> Iterator[None]:
     """Make moto 5.2.5 run ``states:startExecution`` (and ``aws-sdk:*``) tasks.
 
@@ -721,6 +760,75 @@ def _fix_moto_sfn_service_integrations() -> Iterator[None]:
         yield
     finally:
         cls._normalise_parameters, cls._normalise_response = saved
+
+
+@contextlib.contextmanager
+def _fix_moto_execution_status_before_start() -> Iterator[None]:
+    """Make moto 5.2.5 list an execution that is being started as RUNNING.
+
+    moto adds an execution to its backend before it starts it, with no status in between:
+    ListExecutions from another thread at that moment raised ``AttributeError`` (a drill
+    died of it). On AWS, StartExecution is atomic and the execution is RUNNING.
+    """
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    cls: Any = Execution
+    original = cls.status
+
+    def status(execution: Any) -> str:
+        if execution.exec_status is None:
+            return "RUNNING"
+        return str(execution.exec_status.value)
+
+    cls.status = property(status)
+    try:
+        yield
+    finally:
+        cls.status = original
+
+
+@contextlib.contextmanager
+def _reuse_moto_sfn_service_clients() -> Iterator[None]:
+    """moto's Step Functions interpreter makes a new boto3 client for every service task it
+    runs (7% of a drill's CPU); reuse one per region and service, as the service would keep
+    its connections. Clients are thread-safe; they still go through the default session,
+    so the drill's DynamoDB throttles reach the workflows' own DynamoDB tasks too."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_dynamodb,
+        state_task_service_events,
+        state_task_service_sfn,
+        state_task_service_sqs,
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            client = clients.get((region, service))
+            if client is None:
+                client = clients[region, service] = original(region, service, state_credentials)
+            return client
+
+    users: list[Any] = [
+        lambda_eval_utils,  # the ones the template's workflows use
+        state_task_service_dynamodb,
+        state_task_service_events,
+        state_task_service_sfn,
+        state_task_service_sqs,
+    ]
+    if any(module.boto_client_for is not original for module in users):
+        raise LocalRuntimeError("moto's boto_client_for moved: pin moto==5.2.5")
+    for module in users:
+        module.boto_client_for = boto_client_for
+    try:
+        yield
+    finally:
+        for module in users:
+            module.boto_client_for = original
 
 
 @contextlib.contextmanager

@@ -7,12 +7,16 @@ CandlesClosed with a broken market on the bus), and at the exchange: ``rate-limi
 order is refused before it is sent), ``timeout-before-accept`` (lost on the way: the exchange
 never had it), ``timeout-after-accept`` (placed, answer lost), ``partial-fill`` (the answer
 shows part of the fill; the exchange later reports the rest), ``not-found-after-accept``
-(placed, then missing from lookups for a while).
+(placed, then missing from lookups for ``HIDDEN_MS`` of the exchange's clock: "tens of seconds",
+inside the execute function's grace window, which is the contract that makes a re-send safe).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +37,8 @@ FAULTS = (
     "partial-fill",
     "not-found-after-accept",
 )
-HIDDEN_LOOKUPS = 2
-"""How many lookups a not-found-after-accept order stays invisible for."""
+HIDDEN_MS = 30_000
+"""How long a not-found-after-accept order stays invisible to lookups (its exchange's clock)."""
 
 
 class FaultSpecError(ValueError):
@@ -60,9 +64,42 @@ def parse_fault_spec(spec: str) -> dict[str, float]:
     return faults
 
 
+VOLATILE_KEYS = frozenset(
+    {"task_token", "messageId", "receiptHandle", "md5OfBody", "attributes", "id", "time"}
+)
+"""Fields that differ from run to run (tokens, message and event ids, wall-clock times)."""
+
+
+def stable_key(*parts: Any) -> str:
+    """A key for :meth:`FaultInjector.roll` from what an event says, not from the ids and
+    tokens the services make up afresh each run (a JSON string field is read as JSON)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                return strip(json.loads(value))
+            except ValueError:
+                return value
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    text = json.dumps([strip(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 @dataclass
 class FaultInjector:
-    """Decides, reproducibly from ``seed``, when each fault happens, and counts them."""
+    """Decides, reproducibly from ``seed``, when each fault happens, and counts them.
+
+    A roll with a ``key`` (an order's client id, an event's content) is drawn from the seed,
+    the fault, the key and how many times that key has rolled for that fault, so the same
+    seed injects the same faults into the same orders and events whichever thread of the
+    Step Functions interpreter gets there first. A roll without one (a DynamoDB request,
+    whose content holds wall-clock times) is drawn in turn from one seeded stream.
+    """
 
     probabilities: dict[str, float]
     seed: int = 0
@@ -70,56 +107,84 @@ class FaultInjector:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._rolled: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
 
-    def roll(self, name: str) -> bool:
+    def roll(self, name: str, key: str | None = None) -> bool:
         probability = self.probabilities.get(name, 0.0)
-        if probability and self._rng.random() < probability:
-            self.injected[name] += 1
-            return True
+        if not probability:
+            return False
+        with self._lock:
+            if key is None:
+                draw = self._rng.random()
+            else:
+                nth = self._rolled[name, key]
+                self._rolled[name, key] += 1
+                draw = random.Random(f"{self.seed}:{name}:{key}:{nth}").random()
+            if draw < probability:
+                self.injected[name] += 1
+                return True
         return False
 
-    def choice(self, options: list[Any]) -> Any:
-        return self._rng.choice(options)
+    def choice(self, options: list[Any], key: str) -> Any:
+        """One of ``options``, drawn like a keyed :meth:`roll`."""
+        return random.Random(f"{self.seed}:choice:{key}").choice(options)
 
 
 class ChaosExchange:
     """An exchange port that misbehaves the way real exchanges do, per the injector."""
 
-    def __init__(self, inner: Any, faults: FaultInjector, hidden: dict[str, int]) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        faults: FaultInjector,
+        hidden: dict[str, int],
+        clock: Callable[[], int],
+    ) -> None:
         self._inner = inner
         self._faults = faults
-        self._hidden = hidden  # shared across invocations: the exchange's memory
+        self._hidden = hidden  # client order id -> visible from (ms); the exchange's memory
+        self._clock = clock
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
-        if self._hidden.get(client_order_id, 0) > 0:
-            self._hidden[client_order_id] -= 1
+        if self._clock() < self._hidden.get(client_order_id, 0):
             return None
         order: Order | None = self._inner.fetch_order_by_client_id(market, client_order_id)
         return order
 
     def create_order(self, *args: Any, **kwargs: Any) -> Order:
         client_order_id = str(kwargs.get("client_order_id"))
-        if self._faults.roll("rate-limit"):
+        if self._faults.roll("rate-limit", client_order_id):
             raise RetryableExchangeError("429 too many requests (drill)", code="rate_limited")
-        if self._faults.roll("timeout-before-accept"):
+        if self._faults.roll("timeout-before-accept", client_order_id):
             raise AmbiguousOrderError("request timed out (drill)", code="request_timeout")
         order: Order = self._inner.create_order(*args, **kwargs)
-        if self._faults.roll("not-found-after-accept"):
-            self._hidden[client_order_id] = HIDDEN_LOOKUPS
-        if self._faults.roll("timeout-after-accept"):
+        if self._faults.roll("not-found-after-accept", client_order_id):
+            self._hidden[client_order_id] = self._clock() + HIDDEN_MS
+        if self._faults.roll("timeout-after-accept", client_order_id):
             raise AmbiguousOrderError("response timed out (drill)", code="request_timeout")
-        if self._faults.roll("partial-fill") and order.filled > 0:
+        if self._faults.roll("partial-fill", client_order_id) and order.filled > 0:
             half = (order.filled / 2).quantize(Decimal("0.001"))
             return order.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled": half})
         return order
 
 
+THROTTLED = "_tickstep_drill_throttled"
+"""Set on a request the drill answered with a throttle: moto must not also carry it out."""
+
+
 def throttle_dynamodb(faults: FaultInjector) -> Callable[..., Any]:
     """A botocore ``before-send`` hook answering some DynamoDB requests with a throttle,
-    as DynamoDB does under load (the SDK's retry policy then retries them)."""
+    as DynamoDB does under load (the SDK's retry policy then retries them).
+
+    botocore calls every ``before-send`` handler and uses the first answer, so moto's own
+    handler (called after this one) would still carry the request out: a throttled write
+    that happened anyway (it left idempotency records "in progress" no one owned). The
+    request is marked, and :func:`tickstep.local.cloud.LocalCloud` has moto skip marked ones.
+    """
     from botocore.awsrequest import AWSResponse
 
     class _Raw:
@@ -132,6 +197,7 @@ def throttle_dynamodb(faults: FaultInjector) -> Callable[..., Any]:
     def before_send(request: Any, **_: Any) -> Any:
         if not faults.roll("ddb-throttle"):
             return None
+        setattr(request, THROTTLED, True)
         body = (
             b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
             b'"message":"Rate of requests exceeds the allowed throughput (drill)"}'

@@ -144,8 +144,8 @@ class LocalRun:
             for replayed, now in enumerate(ticks, start=1):
                 order_clock.set(now)
                 cloud.invoke_scheduled("IngestFunction", _scheduled_event(now))
-                if self.faults is not None and self.faults.roll("malformed-event"):
-                    _publish_malformed(cloud, self.faults)
+                if self.faults is not None and self.faults.roll("malformed-event", str(now)):
+                    _publish_malformed(cloud, self.faults, str(now))
                 settle(cloud)
                 progress.tick(replayed, now, cloud)
                 if self.stop_after_intents and self._enough_intents(cloud, started):
@@ -230,7 +230,7 @@ def _injector(
     or the time (as the ccxt client and the wall clock would be in AWS), and, in a drill, an
     exchange that misbehaves."""
     injected: set[str] = set()
-    hidden: dict[str, int] = {}  # what the misbehaving exchange is hiding, across calls
+    hidden: dict[str, int] = {}  # what the misbehaving exchange is hiding, and until when
 
     def inject(logical_id: str, module: ModuleType) -> None:
         if logical_id in injected:
@@ -242,7 +242,8 @@ def _injector(
             deps = module.build_dependencies(prices=feed, clock=order_clock.now_ms)
             if faults is not None:
                 deps = dataclasses.replace(
-                    deps, open_exchange=_chaotic(deps.open_exchange, faults, hidden)
+                    deps,
+                    open_exchange=_chaotic(deps.open_exchange, faults, hidden, order_clock.now_ms),
                 )
         else:
             deps = module.build_dependencies()
@@ -281,12 +282,15 @@ class TickClock:
 
 
 def _chaotic(
-    open_exchange: Callable[..., Any], faults: FaultInjector, hidden: dict[str, int]
+    open_exchange: Callable[..., Any],
+    faults: FaultInjector,
+    hidden: dict[str, int],
+    clock: Callable[[], int],
 ) -> Callable[..., Any]:
     def open_chaotic(*args: Any) -> Any:
         session = open_exchange(*args)
         return dataclasses.replace(
-            session, exchange=ChaosExchange(session.exchange, faults, hidden)
+            session, exchange=ChaosExchange(session.exchange, faults, hidden, clock)
         )
 
     return open_chaotic
@@ -300,7 +304,7 @@ def _intents(cloud: LocalCloud) -> int:
 MALFORMED = ("unknown-market", "missing-close", "negative-price", "wrong-type")
 
 
-def _publish_malformed(cloud: LocalCloud, faults: FaultInjector) -> None:
+def _publish_malformed(cloud: LocalCloud, faults: FaultInjector, key: str) -> None:
     """A CandlesClosed event whose candle is broken, on the project bus."""
     candle: dict[str, Any] = {
         "timestamp": 1515560100000,
@@ -311,7 +315,7 @@ def _publish_malformed(cloud: LocalCloud, faults: FaultInjector) -> None:
         "volume": "1820.5",
     }
     market: dict[str, Any] = {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"}
-    kind = faults.choice(list(MALFORMED))
+    kind = faults.choice(list(MALFORMED), key)
     if kind == "unknown-market":
         market["symbol"] = "NOPE/BTC"
     elif kind == "missing-close":
@@ -332,12 +336,18 @@ def _publish_malformed(cloud: LocalCloud, faults: FaultInjector) -> None:
     )
 
 
+SETTLE_POLL_S = (0.005, 0.05)
+"""settle's pause between polls while executions run: from, and up to (doubling)."""
+
+
 def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
     """Deliver events and queue messages until no execution is running (with a deadline)."""
     deadline = time.monotonic() + timeout_s
+    pause = SETTLE_POLL_S[0]
     while True:
         moved = cloud.deliver_pending(execution_name) + cloud.poll_sqs_sources()
         if moved:
+            pause = SETTLE_POLL_S[0]
             continue
         running = cloud.running_executions()
         if not running and not cloud.pending:
@@ -347,7 +357,10 @@ def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
             raise LocalRuntimeError(
                 f"{len(running)} executions still running after {timeout_s}s: {stuck}"
             )
-        time.sleep(0.005)
+        # Polling is not free (every call goes through moto and holds the GIL the running
+        # executions need): back off while nothing moves.
+        time.sleep(pause)
+        pause = min(pause * 2, SETTLE_POLL_S[1])
 
 
 def _where(cloud: LocalCloud, execution_arn: str) -> str:
