@@ -248,12 +248,22 @@ class RiskDecision(Model):
     approved: bool
     amount: Amount | None = None
     price: Price | None = None
+    quote_amount: Amount | None = Field(
+        default=None,
+        description=(
+            "a market BUY's budget in the quote currency: the exchange is asked to spend it, "
+            "so the amount is the budget / the fill price, truncated to the amount step "
+            "(amount is that estimated at the reference price, what the limits checked)"
+        ),
+    )
     reasons: tuple[ReasonCode, ...]
     detail: str = ""
     new_trading_state: TradingState | None = None
 
     @model_validator(mode="after")
     def _shape_matches_verdict(self) -> Self:
+        if self.quote_amount is not None and (not self.approved or self.quote_amount <= 0):
+            raise ValueError("quote_amount: only an approval carries one, and it is positive")
         if self.approved:
             if self.amount is None or self.amount <= 0:
                 raise ValueError("amount: an approval needs a positive amount")

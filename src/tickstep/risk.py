@@ -440,11 +440,15 @@ def evaluate(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> RiskD
     failed = [check for check in run_guards(intent, ctx, limits, amount) if not check.ok]
     if not failed:
         price = order_price(intent, ctx)
+        market_buy = intent.side is Side.BUY and intent.order_type is OrderType.MARKET
         return RiskDecision(
             intent_id=intent.intent_id,
             approved=True,
             amount=amount,
             price=price if intent.order_type is OrderType.LIMIT else None,
+            # Spend the budget at the fill price, not at the signal's close: what was
+            # sized is the quote; the base amount follows the price the order gets.
+            quote_amount=quote_budget(intent, ctx, limits) if market_buy else None,
             reasons=(ReasonCode.APPROVED,),
             detail=(
                 f"{intent.side.value} {_fmt(amount)} {intent.market.base} at {_fmt(price)} "

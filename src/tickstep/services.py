@@ -522,6 +522,7 @@ def execute_order(
                 command.decision.amount,
                 price=command.decision.price,
                 client_order_id=intent.client_order_id,
+                cost=command.decision.quote_amount,
             )
         except AmbiguousOrderError:
             order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)

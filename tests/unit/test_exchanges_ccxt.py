@@ -86,6 +86,7 @@ class FakeCcxt:
         self.closed_orders: list[dict[str, Any]] = []
         self.balance: dict[str, Any] = {}
         self.order_response: dict[str, Any] = {"id": "1", "status": "open", "filled": 0.0}
+        self.has: dict[str, Any] = {}
 
     def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
@@ -123,6 +124,16 @@ class FakeCcxt:
         params: dict[str, Any],
     ) -> dict[str, Any]:
         self._call("create_order", symbol, type, side, amount, price, params)
+        return self.order_response
+
+    def cost_to_precision(self, symbol: str, cost: str) -> str:
+        self._call("cost_to_precision", symbol, cost)
+        return str(self._precision.cost_to_precision(symbol, cost))
+
+    def create_market_buy_order_with_cost(
+        self, symbol: str, cost: float, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        self._call("create_market_buy_order_with_cost", symbol, cost, params)
         return self.order_response
 
     def fetch_order(self, id: str, symbol: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -598,3 +609,28 @@ def test_fetch_balance_keeps_free_and_used_per_currency(
 
 def test_adapter_satisfies_the_exchange_port(exchange: CcxtExchange) -> None:
     assert isinstance(exchange, ExchangePort)
+
+
+@pytest.mark.parametrize("has_cost_orders", [True, False])
+def test_market_buy_with_a_cost_when_the_exchange_takes_costs_then_spends_it_else_sends_amount(
+    fake: FakeCcxt, exchange: CcxtExchange, has_cost_orders: bool
+) -> None:
+    fake.has["createMarketBuyOrderWithCost"] = has_cost_orders
+    exchange.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.MARKET,
+        Decimal("0.1234"),
+        price=None,
+        client_order_id=CID,
+        cost=Decimal("0.002"),
+    )
+    sent = [(name, args) for name, args in fake.calls if name.startswith("create_")]
+    if has_cost_orders:
+        assert sent == [
+            ("create_market_buy_order_with_cost", ("ETH/BTC", 0.002, {"clientOrderId": CID}))
+        ]
+    else:
+        assert sent == [
+            ("create_order", ("ETH/BTC", "market", "buy", "0.1234", None, {"clientOrderId": CID}))
+        ]

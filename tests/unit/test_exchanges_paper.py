@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -91,6 +91,40 @@ def sell(paper: PaperExchange, amount: str, n: int = 0, price: str | None = None
         price=None if price is None else Decimal(price),
         client_order_id=cid(n, Side.SELL),
     )
+
+
+def test_market_buy_with_a_cost_when_filled_then_spends_it_at_the_fill_price(
+    paper: PaperExchange,
+) -> None:
+    """The amount is cost / fill price, truncated to the amount step: what the backtest's
+    `amount = stake / fill price` means, whatever the price was when the order was sized."""
+    order = paper.create_order(
+        MARKET,
+        Side.BUY,
+        OrderType.MARKET,
+        Decimal("0.5"),  # the estimate: ignored when a cost is given
+        price=None,
+        client_order_id=cid(3),
+        cost=Decimal("0.02"),
+    )
+    fill = order.average
+    assert fill == Decimal("0.05005")  # price + slippage
+    assert order.filled == (Decimal("0.02") / fill).quantize(RULES.amount_step, ROUND_DOWN)
+    assert order.filled * fill <= Decimal("0.02")
+    for side, kind, price in (
+        (Side.SELL, OrderType.MARKET, None),
+        (Side.BUY, OrderType.LIMIT, "0.05"),
+    ):
+        with pytest.raises(FatalExchangeError, match="cost: for market buys only"):
+            paper.create_order(
+                MARKET,
+                side,
+                kind,
+                Decimal("0.1"),
+                price=None if price is None else Decimal(price),
+                client_order_id=cid(4, side),
+                cost=Decimal("0.02"),
+            )
 
 
 def free(paper: PaperExchange, currency: str) -> Decimal:

@@ -480,6 +480,7 @@ def test_evaluate_when_every_guard_passes_then_approves_rounded_amount() -> None
     assert decision.amount == D("0.068")
     assert str(decision.amount) == "0.068"
     assert decision.price is None
+    assert decision.quote_amount == D("0.005")  # the budget: spent at the fill price
     assert decision.reasons == (ReasonCode.APPROVED,)
     assert decision.intent_id == BUY.intent_id
     assert decision.new_trading_state is None
@@ -489,12 +490,14 @@ def test_evaluate_when_limit_order_approved_then_carries_rounded_limit_price() -
     decision = evaluate(intent(limit_price=D("0.0734149")), context(), limits())
 
     assert (decision.approved, decision.amount, decision.price) == (True, D("0.068"), D("0.07341"))
+    assert decision.quote_amount is None  # a limit order's amount is exact
 
 
 def test_evaluate_when_sell_approved_then_amount_is_whole_position() -> None:
     decision = evaluate(SELL, holding("0.5127"), limits())
 
     assert (decision.approved, decision.amount) == (True, D("0.512"))
+    assert decision.quote_amount is None  # a sell sells what is held
 
 
 def test_evaluate_when_several_guards_fail_then_lists_every_reason_in_stable_order() -> None:
@@ -572,6 +575,7 @@ def test_evaluate_when_sized_by_confidence_then_approves_scaled_amount() -> None
     decision = evaluate(intent(confidence=0.25), context(), sized)
 
     assert (decision.approved, decision.amount) == (True, D("0.017"))  # 0.00125 / 0.07341
+    assert decision.quote_amount == D("0.00125")
 
 
 def test_evaluate_when_confidence_shrinks_order_to_nothing_then_denies_below_min_amount() -> None:

@@ -307,11 +307,15 @@ class CcxtExchange:
         *,
         price: Decimal | None,
         client_order_id: str,
+        cost: Decimal | None = None,
     ) -> Order:
         """Round with the exchange's own precision, then send once with ``clientOrderId``.
 
-        Errors before the send are reads (nothing was placed); errors of the send follow the
-        creation column of :data:`ERROR_TABLE`; a response that cannot be read is ambiguous.
+        A market buy with a ``cost`` goes as ``create_market_buy_order_with_cost`` where the
+        exchange has it (ccxt's ``has``); elsewhere the ``amount`` sized at the reference
+        price is sent. Errors before the send are reads (nothing was placed); errors of the
+        send follow the creation column of :data:`ERROR_TABLE`; a response that cannot be
+        read is ambiguous.
         """
         if (order_type is OrderType.LIMIT) != (price is not None):
             raise FatalExchangeError("price: required for limit orders only", code="invalid_order")
@@ -322,15 +326,27 @@ class CcxtExchange:
             price_text = (
                 None if price is None else self._client.price_to_precision(symbol, str(price))
             )
-        with _translated(creating=True):
-            raw = self._client.create_order(
-                symbol,
-                order_type.value,
-                side.value,
-                amount_text,
-                price_text,
-                {"clientOrderId": client_order_id},
+            by_cost = (
+                cost is not None
+                and side is Side.BUY
+                and order_type is OrderType.MARKET
+                and bool(self._client.has.get("createMarketBuyOrderWithCost"))
             )
+            cost_text = self._client.cost_to_precision(symbol, str(cost)) if by_cost else None
+        with _translated(creating=True):
+            if cost_text is not None:
+                raw = self._client.create_market_buy_order_with_cost(
+                    symbol, float(cost_text), {"clientOrderId": client_order_id}
+                )
+            else:
+                raw = self._client.create_order(
+                    symbol,
+                    order_type.value,
+                    side.value,
+                    amount_text,
+                    price_text,
+                    {"clientOrderId": client_order_id},
+                )
         try:
             return parse_ccxt_order(
                 raw,

@@ -13,7 +13,7 @@ looks an order up before ever sending it again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,6 +138,7 @@ class PaperExchange:
         *,
         price: Decimal | None,
         client_order_id: str,
+        cost: Decimal | None = None,
     ) -> Order:
         rules = self.market_rules(market.symbol)
         existing = self.fetch_order_by_client_id(market, client_order_id)
@@ -150,6 +151,14 @@ class PaperExchange:
             raise FatalExchangeError("price: required for limit orders only", code="invalid_order")
         now = self._prices.now_ms()
         market_price = self._prices.price(market, now)
+        if cost is not None:
+            if side is not Side.BUY or order_type is not OrderType.MARKET:
+                raise FatalExchangeError("cost: for market buys only", code="invalid_order")
+            buy_price = self._taker_price(side, market_price, None)
+            assert buy_price is not None  # a market order always fills
+            with localcontext() as context:
+                context.rounding = ROUND_DOWN  # never spend more than the cost
+                amount = rules.amount_to_precision(cost / buy_price)
         _check_rules(rules, amount, price, price or market_price)
         fill_price = self._taker_price(side, market_price, price)
         if fill_price is None:

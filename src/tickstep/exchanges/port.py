@@ -91,8 +91,14 @@ class ExchangePort(CandleSource, Protocol):
         *,
         price: Decimal | None,
         client_order_id: str,
+        cost: Decimal | None = None,
     ) -> Order:
-        """Place an order tagged with ``client_order_id``; ``price`` only for limit orders."""
+        """Place an order tagged with ``client_order_id``; ``price`` only for limit orders.
+
+        ``cost`` (market buys only): spend this much quote; the amount bought is cost / fill
+        price within the market's precision, and ``amount`` is only the estimate, sent as
+        the amount to an exchange that cannot take a cost.
+        """
         ...
 
     def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
