@@ -176,6 +176,17 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def _output_file(option: str, path: str, example: str) -> Path:
+    """A file the command will write, checked before the work: not a folder, in a folder
+    that exists. Nothing is written."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; give a file name such as {example}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{option} {path}: the directory {target.parent} does not exist")
+    return target
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from decimal import Decimal, InvalidOperation
 
@@ -203,6 +214,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         fee = decimal("--fee", args.fee)
         assert stake is not None and fee is not None
         settings = BacktestSettings(stake, fee, decimal("--amount-step", args.amount_step))
+        # Before the run: a missing matplotlib or folder fails fast, not after it.
+        if args.json:
+            _output_file("--json", args.json, "report.json")
+        if args.plot:
+            from tickstep.plot import require_matplotlib
+
+            require_matplotlib()
+            _output_file("--plot", args.plot, "report.png")
         progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
         result = run_backtest(args.data, strategy, settings, progress=progress)
     except ConfigError as exc:
@@ -214,6 +233,50 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.json:
         write_json(result, args.json, args.equity_points)
         print(f"report written to {args.json}")
+    if args.plot:
+        from tickstep.plot import candle_files, plot_backtest
+
+        shown = ", ".join(f"{k}={v}" for k, v in strategy.params.model_dump().items())
+        title = f"tickstep backtest: {result.strategy}" + (f" ({shown})" if shown else "")
+        try:
+            plot_backtest(result, args.plot, title=title, prices=candle_files(args.data))
+        except OSError as exc:
+            print(f"tickstep backtest: --plot {args.plot}: {exc}", file=sys.stderr)
+            return 2
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tickstep.training import (
+        TrainOptions,
+        render_train_summary,
+        train_files,
+        write_model,
+    )
+
+    try:
+        out = _output_file("--out", args.out, "model.json")  # before the work: fail fast
+        options = TrainOptions(
+            horizon=args.horizon,
+            folds=args.folds,
+            holdout=args.holdout,
+            l2=args.l2,
+            seed=args.seed,
+            buy_above=args.buy_above,
+            sell_below=args.sell_below,
+            stake=TrainOptions.parse_money("--stake", args.stake),
+            fee=TrainOptions.parse_money("--fee", args.fee),
+        )
+        result = train_files(args.data, options)
+    except ConfigError as exc:
+        print(f"tickstep train: {exc}", file=sys.stderr)
+        return 2
+    for warning in result.warnings:
+        print(f"tickstep train: warning: {warning}", file=sys.stderr)
+    print(render_train_summary(result))
+    write_model(result.model, out)
+    print(f"model written to {out}")
     return 0
 
 
@@ -263,6 +326,55 @@ def _cmd_trading_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backtest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backtest = sub.add_parser(
+        "backtest", help="backtest a strategy over candle CSVs (next-open fills, fees, gaps)"
+    )
+    backtest.add_argument(
+        "--data", nargs="+", required=True, metavar="FILE", help="BASE-QUOTE_TF.csv per market"
+    )
+    backtest.add_argument("--strategy", required=True, help="a registered strategy name")
+    backtest.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="a strategy parameter"
+    )
+    backtest.add_argument("--stake", required=True, help="quote currency per trade, e.g. 0.01")
+    backtest.add_argument("--fee", required=True, help="fee rate per side, e.g. 0.001")
+    backtest.add_argument("--amount-step", help="truncate amounts to this step (default: exact)")
+    backtest.add_argument("--json", metavar="PATH", help="write trades, summary and equity")
+    backtest.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write a PNG: equity, drawdown, each market's close and trades (needs matplotlib)",
+    )
+    backtest.add_argument(
+        "--equity-points",
+        type=int,
+        default=10_000,
+        help="equity curve points in --json at most (every k-th candle); 0: every candle",
+    )
+    backtest.set_defaults(func=_cmd_backtest)
+
+
+def _add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = sub.add_parser(
+        "train", help="train the ml strategy's model on candle CSVs (walk-forward validated)"
+    )
+    train.add_argument(
+        "--data", nargs="+", required=True, metavar="FILE", help="BASE-QUOTE_TF.csv per market"
+    )
+    train.add_argument("--out", required=True, metavar="MODEL.json", help="the model file")
+    train.add_argument("--seed", type=int, default=42, help="starting weights' seed")
+    train.add_argument("--horizon", type=int, default=12, help="candles ahead the label looks")
+    train.add_argument("--folds", type=int, default=5, help="walk-forward folds")
+    train.add_argument("--holdout", type=float, default=0.2, help="final share of each file")
+    train.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the weights")
+    train.add_argument("--buy-above", type=float, default=0.55, help="the model's BUY threshold")
+    train.add_argument("--sell-below", type=float, default=0.45, help="its SELL threshold")
+    train.add_argument("--stake", default="1", help="held-out backtests: quote per trade")
+    train.add_argument("--fee", default="0.001", help="held-out backtests: fee rate per side")
+    train.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickstep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,27 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--log", help="the functions' logs (default: reports/drill-lambda.log)")
     drill.set_defaults(func=_cmd_drill)
 
-    backtest = sub.add_parser(
-        "backtest", help="backtest a strategy over candle CSVs (next-open fills, fees, gaps)"
-    )
-    backtest.add_argument(
-        "--data", nargs="+", required=True, metavar="FILE", help="BASE-QUOTE_TF.csv per market"
-    )
-    backtest.add_argument("--strategy", required=True, help="a registered strategy name")
-    backtest.add_argument(
-        "--param", action="append", default=[], metavar="K=V", help="a strategy parameter"
-    )
-    backtest.add_argument("--stake", required=True, help="quote currency per trade, e.g. 0.01")
-    backtest.add_argument("--fee", required=True, help="fee rate per side, e.g. 0.001")
-    backtest.add_argument("--amount-step", help="truncate amounts to this step (default: exact)")
-    backtest.add_argument("--json", metavar="PATH", help="write trades, summary and equity")
-    backtest.add_argument(
-        "--equity-points",
-        type=int,
-        default=10_000,
-        help="equity curve points in --json at most (every k-th candle); 0: every candle",
-    )
-    backtest.set_defaults(func=_cmd_backtest)
+    _add_backtest_parser(sub)
+
+    _add_train_parser(sub)
 
     schemas = sub.add_parser("schemas", help="write (or --check) the events' JSON Schemas")
     schemas.add_argument("--out", default="events/schemas")

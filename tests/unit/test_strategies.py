@@ -8,7 +8,7 @@ from tickstep.models import Market, SignalAction
 from tickstep.strategies import STRATEGIES, ConfigError, StrategyConfig, build_strategy
 from tickstep.strategies.registry import parse_param_assignments
 
-BUILTINS = ["sma_cross", "rsi_reversion", "macd_trend", "bbands_breakout"]
+BUILTINS = ["sma_cross", "rsi_reversion", "macd_trend", "bbands_breakout", "ml"]
 
 
 def arrays_from_close(close: list[float]) -> CandleArrays:
@@ -89,6 +89,22 @@ def test_build_strategy_when_bad_parameter_then_config_error_names_it(
 ) -> None:
     with pytest.raises(ConfigError, match=field):
         build_strategy(StrategyConfig(name=name, params=params))
+
+
+def test_importing_strategies_when_ml_is_not_used_then_its_module_is_not_loaded() -> None:
+    """The ml strategy is imported when first looked up, not by every function's cold start."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tickstep.strategies as s; "
+        "assert 'tickstep.strategies.ml' not in sys.modules; "
+        "assert 'ml' in s.STRATEGIES; "
+        "s.build_strategy(s.StrategyConfig(name='ml')); "
+        "assert 'tickstep.strategies.ml' in sys.modules"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
+    assert result.returncode == 0
 
 
 def test_every_registered_strategy_builds_with_defaults() -> None:
