@@ -673,7 +673,13 @@ def reconcile(
     from tickstep.stores import InvalidTransition, StaleWrite
 
     report = ReconcileReport()
-    for entry in orders.by_status(OPEN_LEDGER_STATUSES):
+    # In the order they were decided (a buy before the sell that closes it, on one candle):
+    # a sell's fills applied before the buy it sells would find nothing held.
+    open_entries = sorted(
+        orders.by_status(OPEN_LEDGER_STATUSES),
+        key=lambda e: (e.candle_time, e.side is not Side.BUY, e.intent_id),
+    )
+    for entry in open_entries:
         report.checked += 1
         try:
             found = exchange.fetch_order_by_client_id(entry.market, entry.client_order_id)
@@ -701,8 +707,11 @@ def reconcile(
                 report.settled += 1
                 report.drift += 1
             settle_account(portfolio, exchange, found, now_ms)
-        except (ExchangeError, StaleWrite, InvalidTransition) as exc:
+        except (ExchangeError, StaleWrite, InvalidTransition, ValueError) as exc:
+            # One order that cannot be settled (ValueError: its fills do not fit the
+            # position) is reported as drift; the others are still reconciled.
             report.errors[entry.intent_id] = f"{type(exc).__name__}: {exc}"[:300]
+            report.drift += 1
     for market in markets:
         try:
             for order in exchange.fetch_open_orders(market):

@@ -291,6 +291,17 @@ def test_order_submission_retries_only_named_errors_and_catches_every_outcome() 
     assert "HeartbeatSeconds" in submit and "TimeoutSeconds" in submit
 
 
+def test_decide_functions_retry_a_dynamodb_throttle_and_never_everything() -> None:
+    """A function throttled past the SDK's retries makes its decision again (both are safe
+    to repeat); it does not end in the dead-letter queue on the first throttle."""
+    definition = json.loads((ROOT / "statemachines" / "decide.asl.json").read_text())
+    per_market = definition["States"]["DecideEachMarket"]["ItemProcessor"]["States"]
+    for name in ("ComputeSignal", "CheckRisk"):
+        retried = {n for retrier in per_market[name]["Retry"] for n in retrier["ErrorEquals"]}
+        assert "ThrottlingException" in retried, name
+        assert "States.ALL" not in retried, name
+
+
 def test_a_duplicate_intent_ends_visibly_at_already_recorded() -> None:
     record = _order_states()["RecordIntent"]
     assert record["Parameters"]["ConditionExpression"] == "attribute_not_exists(pk)"

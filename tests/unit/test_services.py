@@ -834,6 +834,42 @@ def test_reconcile_when_unknown_order_was_filled_then_ledger_and_position_follow
     assert report.drift == 1
 
 
+def test_reconcile_when_a_buy_and_its_sell_are_both_unknown_then_applied_buy_first() -> None:
+    """Both answers were lost; the ledger lists the sell first. Reconcile settles them in the
+    order they were decided, so the sell finds the position it closes."""
+    buy = buy_intent(9)
+    sell = new_intent(
+        strategy="sma_cross",
+        market=MARKET,
+        candle_time=T0 + 10 * TF,
+        side=Side.SELL,
+        reference_price=Decimal("0.05"),
+    )
+    orders, portfolio = FakeOrders(), FakePortfolio()
+    exchange = paper(1)
+    for intent in (sell, buy):  # the sell first in the ledger's listing
+        orders.add_intent(intent, approved(intent))
+        orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
+            update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
+        )
+    for intent in (buy, sell):  # the exchange filled both, in order
+        exchange.create_order(
+            MARKET,
+            intent.side,
+            OrderType.MARKET,
+            Decimal("0.1"),
+            price=None,
+            client_order_id=intent.intent_id,
+        )
+
+    report = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=5)
+
+    assert report.errors == {}
+    assert {orders.entries[i.intent_id].status for i in (buy, sell)} == {OrderStatus.FILLED}
+    assert portfolio.position(MARKET).amount == 0
+    assert portfolio.position(MARKET).realized_pnl < 0  # a round trip at one price: the fees
+
+
 def test_reconcile_when_an_open_order_is_not_ours_then_it_is_adopted_once() -> None:
     orders, portfolio = FakeOrders(), FakePortfolio()
     exchange = paper(1, price="0.05")
