@@ -40,12 +40,12 @@ from tickstep.models import (
     TradingStateRecord,
 )
 from tickstep.orders import can_transition, new_intent
-from tickstep.risk import RiskContext, RiskLimits, evaluate
 
 if TYPE_CHECKING:
     from tickstep.config import PaperSettings
     from tickstep.exchanges.paper import PaperExchange, PriceSource
     from tickstep.exchanges.port import CandleSource, ExchangePort
+    from tickstep.risk import RiskLimits
     from tickstep.stores import AccountRecord, LedgerEntry
     from tickstep.strategies import MarketConfig
 
@@ -346,6 +346,10 @@ def check_risk(
     """Gather the account into a :class:`RiskContext`, evaluate, and pull the kill switch when
     the decision asks for it (once: a second decision tripping the same limit changes
     nothing and publishes nothing)."""
+    # Here, not at module scope: the signal, ingest, execute, reconcile and API functions
+    # import this module but never decide risk (~7 ms of their cold start).
+    from tickstep.risk import RiskContext, evaluate
+
     intent = request.intent
     market = intent.market
     balances = portfolio.balances()
