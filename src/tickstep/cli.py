@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,9 +188,15 @@ def _output_file(option: str, path: str, example: str) -> Path:
     return target
 
 
-def _cmd_backtest(args: argparse.Namespace) -> int:
-    from decimal import Decimal, InvalidOperation
+def _decimal(option: str, text: str) -> Decimal:
+    """A money or rate option as an exact decimal, or a :class:`ConfigError` naming it."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{option}: expected a decimal number, got {text!r}") from None
 
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
     from tickstep.backtest import (
         BacktestSettings,
         ProgressBar,
@@ -199,21 +206,13 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     )
     from tickstep.strategies import StrategyConfig, build_strategy, parse_param_assignments
 
-    def decimal(option: str, text: str | None) -> Decimal | None:
-        if text is None:
-            return None
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise ConfigError(f"{option}: expected a decimal number, got {text!r}") from None
-
     try:
         params = parse_param_assignments(args.param)
         strategy = build_strategy(StrategyConfig(name=args.strategy, params=params))
-        stake = decimal("--stake", args.stake)
-        fee = decimal("--fee", args.fee)
-        assert stake is not None and fee is not None
-        settings = BacktestSettings(stake, fee, decimal("--amount-step", args.amount_step))
+        step = None if args.amount_step is None else _decimal("--amount-step", args.amount_step)
+        settings = BacktestSettings(
+            _decimal("--stake", args.stake), _decimal("--fee", args.fee), step
+        )
         # Before the run: a missing matplotlib or folder fails fast, not after it.
         if args.json:
             _output_file("--json", args.json, "report.json")
@@ -265,8 +264,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             buy_above=args.buy_above,
             sell_below=args.sell_below,
-            stake=TrainOptions.parse_money("--stake", args.stake),
-            fee=TrainOptions.parse_money("--fee", args.fee),
+            stake=_decimal("--stake", args.stake),
+            fee=_decimal("--fee", args.fee),
         )
         result = train_files(args.data, options)
     except ConfigError as exc:

@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +137,6 @@ class TrainOptions:
             check_features(self.features)
         except FeatureError as exc:
             raise TrainingError(str(exc)) from exc
-
-    @classmethod
-    def parse_money(cls, option: str, text: str) -> Decimal:
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise TrainingError(f"{option}: expected a decimal number, got {text!r}") from None
 
 
 @dataclass(frozen=True, slots=True)

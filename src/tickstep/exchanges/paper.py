@@ -151,16 +151,15 @@ class PaperExchange:
             raise FatalExchangeError("price: required for limit orders only", code="invalid_order")
         now = self._prices.now_ms()
         market_price = self._prices.price(market, now)
+        fill_price = self._taker_price(side, market_price, price)
         if cost is not None:
             if side is not Side.BUY or order_type is not OrderType.MARKET:
                 raise FatalExchangeError("cost: for market buys only", code="invalid_order")
-            buy_price = self._taker_price(side, market_price, None)
-            assert buy_price is not None  # a market order always fills
+            assert fill_price is not None  # a market order always fills
             with localcontext() as context:
                 context.rounding = ROUND_DOWN  # never spend more than the cost
-                amount = rules.amount_to_precision(cost / buy_price)
+                amount = rules.amount_to_precision(cost / fill_price)
         _check_rules(rules, amount, price, price or market_price)
-        fill_price = self._taker_price(side, market_price, price)
         if fill_price is None:
             assert price is not None  # only a limit order can rest
             held = self._reserve(market, side, amount, price)
