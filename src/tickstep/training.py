@@ -5,7 +5,9 @@ What is learnt: the probability that the close ``horizon`` candles ahead is abov
 label and are never trained on), from the features of :mod:`tickstep.features` (candles
 ``0 .. i`` only). The fit is L2-regularised logistic regression by Newton's method (IRLS)
 with a step-halving line search; the loss is convex, so the result does not depend on the
-seed (which only draws the starting weights) beyond the convergence tolerance.
+seed (which only draws the starting weights) beyond rounding. The same machine and libraries
+give the same bits; another processor or BLAS kernel gives weights within
+:func:`weight_tolerance`, which the model file records.
 
 How it is judged, per file and never across time:
 
@@ -63,6 +65,7 @@ from tickstep.strategies.ml import (
     MlStrategy,
     Standardisation,
     Thresholds,
+    TrainingEnvironment,
     TrainingInfo,
     Validation,
     predict_proba,
@@ -81,6 +84,7 @@ __all__ = [
     "roc_auc",
     "train",
     "train_files",
+    "weight_tolerance",
     "write_model",
 ]
 
@@ -213,6 +217,15 @@ def _objective(a: FloatArray, y: FloatArray, theta: FloatArray, penalty: FloatAr
     return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * theta * theta))
 
 
+LOSS_RESOLUTION = 1e-10
+"""Relative change of the loss below which comparing two losses says nothing: summing
+thousands of rows leaves rounding noise about 1e-13 of the loss, and its last bits differ
+with the BLAS kernel. A Newton step whose predicted decrease is below this is taken whole
+(the iterate is deep in Newton's quadratic region: the decrement is under 1e-5 of the loss's
+curvature scale), instead of being halved away by noise, which stopped the fit one step
+early on some processors and left weights 4e-10 from the optimum."""
+
+
 def fit_logistic(
     x: FloatArray,
     y: npt.ArrayLike,
@@ -223,7 +236,8 @@ def fit_logistic(
     tol: float = 1e-10,
 ) -> tuple[FloatArray, float, int]:
     """Weights, bias and Newton iterations minimising the log loss summed over rows plus
-    ``l2 / 2 * |weights|^2``. Deterministic given the inputs and the seed."""
+    ``l2 / 2 * |weights|^2``. Bit-identical for the same inputs, seed, machine and
+    libraries; elsewhere within :func:`weight_tolerance`."""
     rows, width = x.shape
     target = np.asarray(y, dtype=np.float64)
     if rows == 0:
@@ -241,10 +255,14 @@ def fit_logistic(
         gradient = a.T @ (p - target) + penalty * theta
         hessian = (a * (p * (1.0 - p))[:, None]).T @ a + ridge
         step = np.linalg.solve(hessian, gradient)
+        # Half the Newton decrement g'H^-1 g: the decrease the full step should give.
+        predicted = 0.5 * float(gradient @ step)
         scale = 1.0
         while True:
             candidate = theta - scale * step
             new_loss = _objective(a, target, candidate, penalty)
+            if predicted <= LOSS_RESOLUTION * max(abs(loss), 1.0):
+                break  # below what the loss can resolve: the full step, without a search
             if new_loss <= loss or scale < 1e-10:
                 break
             scale /= 2.0
@@ -252,6 +270,39 @@ def fit_logistic(
         if float(np.max(np.abs(scale * step))) < tol:
             break
     return theta[:-1].copy(), float(theta[-1]), iterations
+
+
+def weight_tolerance(
+    x: FloatArray, y: npt.ArrayLike, weights: FloatArray, bias: float, l2: float
+) -> float:
+    """How far another machine's fit of the same rows may land from this one, per weight and
+    bias: a first-order rounding bound, not a convergence figure.
+
+    The optimum solves ``F(theta) = A'(sigma(A theta) - y) + P theta = 0``. Evaluating F in
+    floating point errs, per component, by at most ``gamma * (|A|'|sigma - y| +
+    |A|'(sigma' |A||theta|))``: the gradient's sum over rows, and the rounding of each
+    ``a_i . theta`` carried through the sigmoid. ``gamma = (log2(rows) + 4) eps``: a blocked
+    or pairwise sum of n terms errs by about log2(n) roundings of its absolute sum (Higham,
+    *Accuracy and Stability of Numerical Algorithms*, 4.2), plus a few ulps for the features'
+    own exp, log and sqrt, which differ between numpy's SIMD paths. The solution moves by
+    ``H^-1 dF``, bounded by ``|H^-1| dF``. Measured on the bundled model: this bound is about
+    25x the largest change between OpenBLAS's Prescott, Sandybridge, Haswell and SkylakeX
+    kernels (tests/unit/test_ml.py runs two of them)."""
+    rows, _ = x.shape
+    a = np.hstack([x, np.ones((rows, 1))])
+    theta = np.concatenate([np.asarray(weights, dtype=np.float64), [bias]])
+    p = _sigmoid(a @ theta)
+    curvature = p * (1.0 - p)
+    penalty = np.full(len(theta), float(l2))
+    penalty[-1] = 0.0
+    hessian = (a * curvature[:, None]).T @ a + np.diag(penalty)
+    magnitude = np.abs(a)
+    residual = np.abs(p - np.asarray(y, dtype=np.float64))
+    gamma = (math.log2(max(rows, 2)) + 4.0) * float(np.finfo(np.float64).eps)
+    d_gradient = gamma * (
+        magnitude.T @ residual + magnitude.T @ (curvature * (magnitude @ np.abs(theta)))
+    )
+    return float(np.max(np.abs(np.linalg.inv(hessian)) @ d_gradient))
 
 
 def _standardisation(x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -422,6 +473,7 @@ class _Fit:
     majority: int
     rows: int
     positive_rate: float
+    tolerance: float
 
     def predict(self, x: FloatArray) -> FloatArray:
         return predict_proba(
@@ -435,8 +487,43 @@ class _Fit:
 
 def _fit(x: FloatArray, y: npt.NDArray[np.int8], options: TrainOptions) -> _Fit:
     mean, std = _standardisation(x)
-    weights, bias, iterations = fit_logistic((x - mean) / std, y, options.l2, options.seed)
-    return _Fit(weights, bias, mean, std, iterations, _majority(y), len(y), float(np.mean(y == 1)))
+    standardised = (x - mean) / std
+    weights, bias, iterations = fit_logistic(standardised, y, options.l2, options.seed)
+    tolerance = weight_tolerance(standardised, y, weights, bias, options.l2)
+    return _Fit(
+        weights,
+        bias,
+        mean,
+        std,
+        iterations,
+        _majority(y),
+        len(y),
+        float(np.mean(y == 1)),
+        tolerance,
+    )
+
+
+def numeric_environment() -> TrainingEnvironment:
+    """What computed the fit: its last bits depend on these (see :func:`weight_tolerance`)."""
+    import platform
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # the dev and CLI installs have it; say so rather than guess
+        blas = ["unknown: threadpoolctl is not installed"]
+    else:
+        blas = [
+            f"{pool.get('internal_api')} {pool.get('version')}, {pool.get('architecture')} "
+            f"kernel, {pool.get('num_threads')} threads"
+            for pool in threadpool_info()
+            if pool.get("user_api") == "blas"
+        ] or ["none found"]
+    return TrainingEnvironment(
+        python=platform.python_version(),
+        numpy=np.__version__,
+        blas="; ".join(blas),
+        machine=f"{platform.machine()} {platform.system()}",
+    )
 
 
 def _verdict(title: str, m: Metrics, horizon: int) -> tuple[bool, float | None, str]:
@@ -665,6 +752,8 @@ def train(sources: Sequence[CandleSource], options: TrainOptions | None = None) 
         positive_rate=fit.positive_rate,
         data_sha256=_hash([_slice(p.source.candles, 0, p.holdout_start) for p in prepared]),
         data_hash_rule=HASH_RULE,
+        weight_tolerance=fit.tolerance,
+        environment=numeric_environment(),
     )
     held_windows = tuple(p.window(p.holdout_start, len(p.source.candles)) for p in prepared)
     held_hash = _hash(

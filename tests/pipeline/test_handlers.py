@@ -31,7 +31,7 @@ from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
 Loader = Callable[[str], ModuleType]
 MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
-DEADLINE_S = 20
+DEADLINE_S = 120  # generous: a deadline only costs time when the test fails anyway
 
 
 class FixedPrices:

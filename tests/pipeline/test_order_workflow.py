@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -276,6 +277,22 @@ def test_settle_when_an_order_waits_forever_then_fails_naming_the_state_it_waits
     with LocalCloud(ROOT, {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}) as cloud:
         cloud.log_stream = io.StringIO()
         cloud.before_invoke = execute_is_down
-        intent, _ = start_approved_order(cloud)
+        intent, execution = start_approved_order(cloud)
+        # The workflow's own pace decides when it gets there (a loaded machine is slow): wait
+        # for the state, then give settle a deadline the order can no longer meet.
+        wait_until_entered(cloud, execution["executionArn"], "SubmitOrder")
         with pytest.raises(LocalRuntimeError, match=rf"{intent.intent_id} at SubmitOrder"):
             settle(cloud, timeout_s=2)
+
+
+def wait_until_entered(cloud: LocalCloud, execution_arn: str, state: str) -> None:
+    """Poll the execution's history until it has entered ``state``; fail past a deadline."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        history = cloud.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)
+        if any(
+            e.get("stateEnteredEventDetails", {}).get("name") == state for e in history["events"]
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_arn} never entered {state}")

@@ -96,6 +96,16 @@ class FileWindow(_Frozen):
     last: CandleTime
 
 
+class TrainingEnvironment(_Frozen):
+    """The interpreter, numpy and BLAS that fit the weights: the same ones reproduce them bit
+    for bit; others within ``TrainingInfo.weight_tolerance``."""
+
+    python: str
+    numpy: str
+    blas: str = Field(description="library, version, kernel and threads in use (threadpoolctl)")
+    machine: str
+
+
 class TrainingInfo(_Frozen):
     """How the final model was fit, and on what."""
 
@@ -111,6 +121,12 @@ class TrainingInfo(_Frozen):
     positive_rate: Rate
     data_sha256: Hex64
     data_hash_rule: str
+    weight_tolerance: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    """Retraining the same data elsewhere (another processor, BLAS kernel or numpy) gives each
+    weight and the bias within this absolute amount: a rounding bound from the fit's own
+    conditioning (:func:`tickstep.training.weight_tolerance`). None in files from before it."""
+    environment: TrainingEnvironment | None = None
+    """What trained it. None in files from before it was recorded."""
 
 
 class Metrics(_Frozen):
