@@ -23,8 +23,8 @@ from tickstep.exchanges.paper import PaperState
 from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.local.cloud import LocalCloud, LocalRuntimeError
 from tickstep.local.runtime import TickClock, settle
-from tickstep.models import Market, OrderIntent, ReasonCode, RiskDecision, Side
-from tickstep.orders import new_intent
+from tickstep.models import Market, OrderIntent, OrderStatus, ReasonCode, RiskDecision, Side
+from tickstep.orders import can_transition, new_intent
 from tickstep.stores import PortfolioStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +95,23 @@ def start_approved_order(cloud: LocalCloud) -> tuple[OrderIntent, dict[str, Any]
     return intent, execution
 
 
-def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, Any]:
+class LostAnswers:
+    """The execute function's task answers, lost on the way: the workflow never hears them."""
+
+    def succeed(self, token: str, output: dict[str, Any]) -> bool:
+        return True
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        return True
+
+
+def run_one_order(
+    fault: Fault | None,
+    *,
+    clock_runs: bool = True,
+    root: Path = ROOT,
+    answers_lost: bool = False,
+) -> dict[str, Any]:
     """Start one order execution for an approved intent and let the stack finish it."""
     series = bundled_series([ETH])
     now = int(series[ETH].timestamp[300]) + ETH.timeframe_ms
@@ -104,7 +120,7 @@ def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, 
     order_clock = TickClock(clock, RETRY_SCALE)
     order_now = order_clock.now_ms if clock_runs else clock.now_ms
     parameters = {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}
-    cloud_ = LocalCloud(ROOT, parameters)
+    cloud_ = LocalCloud(root, parameters)
     cloud_.retry_time_scale = RETRY_SCALE
     with cloud_ as cloud:
         injected: list[str] = []
@@ -124,6 +140,8 @@ def run_one_order(fault: Fault | None, *, clock_runs: bool = True) -> dict[str, 
                     )
 
                 deps = dataclasses.replace(deps, open_exchange=open_exchange)
+            if answers_lost:
+                deps = dataclasses.replace(deps, tasks=LostAnswers())
             module.set_dependencies(deps)
 
         cloud.before_invoke = inject
@@ -160,6 +178,68 @@ def test_order_when_exchange_is_fine_then_submit_and_publish_filled() -> None:
     assert result["states"] == ["RecordIntent", "SubmitOrder", "OrderOutcome", "PublishOrderFilled"]
     assert result["ledger_status"] == "filled"
     assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_the_task_times_out_after_execute_recorded_filled_then_it_stays_filled(
+    tmp_path: Path,
+) -> None:
+    """The ledger has one owner for each transition: MarkUnknown may only move a new order.
+    Here execute fills the order and records it, its answer is lost, and SubmitOrder's
+    heartbeat runs out (2 s instead of 600 s: the only change to the real ASL). The order
+    stays filled and the workflow publishes OrderFilled from the ledger."""
+    result = run_one_order(None, root=stack_with_heartbeat(tmp_path, seconds=2), answers_lost=True)
+    assert result["ledger_status"] == "filled"
+    # MarkUnknown's condition refused once, and was not retried (it never will pass).
+    assert result["task_errors"] == ["DynamoDB.ConditionalCheckFailedException"]
+    assert result["states"] == [
+        "RecordIntent",
+        "SubmitOrder",
+        "MarkUnknown",
+        "ReadLedger",
+        "LedgerOutcome",
+        "OrderFromLedger",
+        "OrderOutcome",
+        "PublishOrderFilled",
+    ]
+    assert result["status"] == "SUCCEEDED"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def stack_with_heartbeat(tmp_path: Path, seconds: int) -> Path:
+    """This repository's stack, but SubmitOrder's heartbeat is ``seconds``."""
+    for name in ("template.yaml", "functions", "src", "layers", "events"):
+        if (ROOT / name).exists():
+            (tmp_path / name).symlink_to(ROOT / name)
+    machines = tmp_path / "statemachines"
+    machines.mkdir()
+    for asl in (ROOT / "statemachines").glob("*.asl.json"):
+        definition = json.loads(asl.read_text())
+        if asl.name == "order.asl.json":
+            definition["States"]["SubmitOrder"]["HeartbeatSeconds"] = seconds
+        (machines / asl.name).write_text(json.dumps(definition))
+    return tmp_path
+
+
+def test_ledger_writes_of_the_order_workflow_when_read_then_they_leave_only_allowed_statuses() -> (
+    None
+):
+    """The workflow's own status updates obey the one transition table (orders.py)."""
+    states = json.loads((ROOT / "statemachines" / "order.asl.json").read_text())["States"]
+    for name, target in (("MarkUnknown", OrderStatus.UNKNOWN), ("RecordRejected", "rejected")):
+        parameters = states[name]["Parameters"]
+        values = parameters["ExpressionAttributeValues"]
+        assert values[":status"] == {"S": OrderStatus(target).value}
+        condition = parameters["ConditionExpression"]
+        named = {v["S"] for k, v in values.items() if k != ":status" and k in condition}
+        allowed = {s.value for s in OrderStatus if can_transition(s, OrderStatus(target))}
+        assert named == allowed, name
+        catch = states[name]["Catch"]
+        assert catch[0]["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"]
+        assert catch[0]["Next"] == "ReadLedger"
+        # A refused condition is permanent: no retrier may match it (States.TaskFailed would).
+        for retrier in states[name]["Retry"]:
+            assert not {"States.ALL", "States.TaskFailed"} & set(retrier["ErrorEquals"]), name
+            assert "DynamoDB.ConditionalCheckFailedException" not in retrier["ErrorEquals"]
 
 
 def test_order_when_a_lookup_fails_transiently_then_retried_and_filled() -> None:
