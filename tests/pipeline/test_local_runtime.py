@@ -140,12 +140,17 @@ def test_local_run_report_has_the_documented_fields(run: dict[str, Any]) -> None
 
 def test_moto_hooks_the_runtime_patches_are_where_it_expects() -> None:
     """Pinned moto 5.2.5: fail loudly if the Lambda or Step Functions hooks move."""
+    from importlib.metadata import version
+
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.events.models import Rule
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service,
     )
 
+    from tickstep.local import moto_patches
+
+    assert version("moto") == moto_patches.MOTO_VERSION  # the release the patches are for
     assert callable(LambdaSimpleBackend.invoke)
     assert callable(Rule.send_to_targets)
     assert hasattr(state_task_service.StateTaskService, "_normalise_parameters")

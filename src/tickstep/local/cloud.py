@@ -30,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from tickstep.local import moto_patches
 from tickstep.local.faults import FaultInjector, stable_key
 from tickstep.local.template import (
     ACCOUNT,
@@ -143,11 +144,11 @@ class LocalCloud:
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
         self._stack.enter_context(self._route_lambda_invocations())
         self._stack.enter_context(self._deliver_unsupported_targets())
-        self._stack.enter_context(_fix_moto_sfn_service_integrations())
-        self._stack.enter_context(_fix_moto_early_task_token_answer())
-        self._stack.enter_context(_fix_moto_execution_status_before_start())
-        self._stack.enter_context(_reuse_moto_sfn_service_clients())
-        self._stack.enter_context(_scaled_retry_sleep(lambda: self.retry_time_scale))
+        self._stack.enter_context(moto_patches.fix_moto_sfn_service_integrations())
+        self._stack.enter_context(moto_patches.fix_moto_early_task_token_answer())
+        self._stack.enter_context(moto_patches.fix_moto_execution_status_before_start())
+        self._stack.enter_context(moto_patches.reuse_moto_sfn_service_clients())
+        self._stack.enter_context(moto_patches.scaled_retry_sleep(lambda: self.retry_time_scale))
         import boto3
 
         boto3.setup_default_session(region_name=REGION)  # what the handlers' clients use
@@ -157,7 +158,7 @@ class LocalCloud:
             default = boto3._get_default_session()._session
             emitter = default.get_component("event_emitter")
             emitter.register_first("before-send.dynamodb", throttle_dynamodb(self.faults))
-            self._stack.enter_context(_moto_skips_throttled_requests())
+            self._stack.enter_context(moto_patches.moto_skips_throttled_requests())
 
         self.session = boto3.session.Session(region_name=REGION)
         self.ddb = self.session.client("dynamodb")
@@ -668,209 +669,3 @@ def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-@contextlib.contextmanager
-def _scaled_retry_sleep(scale: Callable[[], float]) -> Iterator[None]:
-    """Let the drill run retry intervals faster than real time (moto and botocore sleep them
-    for real); 1.0 leaves them as they are."""
-    from types import SimpleNamespace
-
-    import botocore.endpoint
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-
-    # The state machines' Retry intervals, and the AWS SDK's own retry back-off (a throttled
-    # DynamoDB request sleeps up to seconds before it is sent again).
-    modules: list[Any] = [retrier_decl, botocore.endpoint]
-    saved = [module.time for module in modules]
-    scaled = SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale()))
-    for module in modules:
-        module.time = scaled
-    try:
-        yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            module.time = original
-
-
-@contextlib.contextmanager
-def _moto_skips_throttled_requests() -> Iterator[None]:
-    """moto's ``before-send`` handler answers (and carries out) every request, even one the
-    drill has already answered with a throttle: skip those, as DynamoDB does not apply a
-    throttled request."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    from tickstep.local.faults import THROTTLED
-
-    cls: Any = BotocoreStubber
-    original = cls.__call__
-
-    def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        if getattr(request, THROTTLED, False):
-            return None
-        return original(stubber, event_name, request, **kwargs)
-
-    cls.__call__ = call
-    try:
-        yield
-    finally:
-        cls.__call__ = original
-
-
-@contextlib.contextmanager
-def _fix_moto_sfn_service_integrations() -> Iterator[None]:
-    """Make moto 5.2.5 run ``states:startExecution`` (and ``aws-sdk:*``) tasks.
-
-    Its ``StateTaskService._normalise_parameters``/``_normalise_response`` are empty stubs,
-    so PascalCase ASL parameters reach botocore unconverted (``KeyError: 'StateMachineArn'``).
-    This restores what LocalStack, where moto's ASL parser comes from, does. See
-    docs/decisions/0002-sam-template-and-state-machines.md; a test fails if the hook moves.
-    """
-    import botocore.session
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service as sts,
-    )
-
-    models = botocore.session.get_session()
-
-    def operation(task: Any, boto_service_name: Any, service_action_name: Any) -> Any:
-        service = task._get_boto_service_name(boto_service_name)
-        action = service_action_name or task.resource.api_action
-        snake = sts.camel_to_snake_case(action)  # type: ignore[attr-defined]
-        name = "".join(part.title() for part in snake.split("_"))
-        return models.get_service_model(service).operation_model(name)
-
-    def normalise_parameters(
-        task: Any, parameters: Any, boto_service_name: Any = None, service_action_name: Any = None
-    ) -> None:
-        shape = operation(task, boto_service_name, service_action_name).input_shape
-        task._to_boto_request(parameters, shape)
-
-    def normalise_response(
-        task: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
-    ) -> None:
-        shape = operation(task, boto_service_name, service_action_name).output_shape
-        task._from_boto_response(response, shape)
-
-    cls: Any = sts.StateTaskService
-    saved = (cls._normalise_parameters, cls._normalise_response)
-    cls._normalise_parameters = normalise_parameters
-    cls._normalise_response = normalise_response
-    try:
-        yield
-    finally:
-        cls._normalise_parameters, cls._normalise_response = saved
-
-
-@contextlib.contextmanager
-def _fix_moto_execution_status_before_start() -> Iterator[None]:
-    """Make moto 5.2.5 list an execution that is being started as RUNNING.
-
-    moto adds an execution to its backend before it starts it, with no status in between:
-    ListExecutions from another thread at that moment raised ``AttributeError`` (a drill
-    died of it). On AWS, StartExecution is atomic and the execution is RUNNING.
-    """
-    from moto.stepfunctions.parser.backend.execution import Execution
-
-    cls: Any = Execution
-    original = cls.status
-
-    def status(execution: Any) -> str:
-        if execution.exec_status is None:
-            return "RUNNING"
-        return str(execution.exec_status.value)
-
-    cls.status = property(status)
-    try:
-        yield
-    finally:
-        cls.status = original
-
-
-@contextlib.contextmanager
-def _reuse_moto_sfn_service_clients() -> Iterator[None]:
-    """moto's Step Functions interpreter makes a new boto3 client for every service task it
-    runs (7% of a drill's CPU); reuse one per region and service, as the service would keep
-    its connections. Clients are thread-safe; they still go through the default session,
-    so the drill's DynamoDB throttles reach the workflows' own DynamoDB tasks too."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_dynamodb,
-        state_task_service_events,
-        state_task_service_sfn,
-        state_task_service_sqs,
-    )
-    from moto.stepfunctions.parser.asl.utils import boto_client
-
-    original = boto_client.boto_client_for
-    clients: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        with lock:
-            client = clients.get((region, service))
-            if client is None:
-                client = clients[region, service] = original(region, service, state_credentials)
-            return client
-
-    users: list[Any] = [
-        lambda_eval_utils,  # the ones the template's workflows use
-        state_task_service_dynamodb,
-        state_task_service_events,
-        state_task_service_sfn,
-        state_task_service_sqs,
-    ]
-    if any(module.boto_client_for is not original for module in users):
-        raise LocalRuntimeError("moto's boto_client_for moved: pin moto==5.2.5")
-    for module in users:
-        module.boto_client_for = boto_client_for
-    try:
-        yield
-    finally:
-        for module in users:
-            module.boto_client_for = original
-
-
-@contextlib.contextmanager
-def _fix_moto_early_task_token_answer() -> Iterator[None]:
-    """Make moto 5.2.5 see a task token answered before it starts waiting on the heartbeat.
-
-    A ``.waitForTaskToken`` task with ``HeartbeatSeconds`` sends its message, then creates
-    the heartbeat endpoint it waits on. An answer (SendTaskSuccess/Failure) that arrives in
-    between sets the outcome but notifies no heartbeat endpoint (there is none yet, or the
-    previous attempt's), so the execution waits the whole heartbeat (600 s) with its answer
-    in hand. Step Functions does not lose it; here the execute function answers within
-    milliseconds of the message, so it happened about once in 15 orders. The wait now starts
-    woken when an answer is there, and an answer is consumed by the wait that returns it
-    (retries reuse the task's callback endpoint, so a stale answer must not wake the next).
-    """
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_callback as callback_task,
-    )
-
-    cls: Any = callback_task.StateTaskServiceCallback
-    original = cls._wait_for_task_token_heartbeat
-
-    def wait(task: Any, env: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
-        if callback_endpoint.get_outcome() is not None:
-            heartbeat_endpoint.notify()
-        outcome = original(task, env, callback_endpoint, heartbeat_endpoint)
-        callback_endpoint._outcome = None
-        return outcome
-
-    cls._wait_for_task_token_heartbeat = wait
-    try:
-        yield
-    finally:
-        cls._wait_for_task_token_heartbeat = original
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Poll with a deadline: a stuck execution fails loudly instead of hanging."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.002
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise LocalRuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)

@@ -1,0 +1,234 @@
+"""Where moto 5.2.5 differs from AWS, and the fixes the offline runtime applies for the length
+of a :class:`tickstep.local.cloud.LocalCloud`.
+
+moto is pinned (``moto[all]==5.2.5`` in pyproject.toml) because these patch its internals:
+its Step Functions interpreter (which comes from LocalStack) and its botocore stubber. Each
+context manager says what AWS does, what moto 5.2.5 does instead, and restores moto on exit.
+``tests/pipeline/test_local_runtime.py`` fails loudly when a hook moves, so a moto upgrade
+shows which patch to revisit:
+
+* :func:`fix_moto_sfn_service_integrations`: ``states:startExecution`` and ``aws-sdk:*`` tasks
+  (moto leaves the parameters un-normalised: ``KeyError: 'StateMachineArn'``).
+* :func:`fix_moto_execution_status_before_start`: an execution being started lists as
+  RUNNING (moto had no status for it: ``AttributeError`` from another thread).
+* :func:`fix_moto_early_task_token_answer`: a task token answered before moto waits on its
+  heartbeat is not lost (moto waited the whole heartbeat).
+* :func:`reuse_moto_sfn_service_clients`: one boto3 client per service, not one per task
+  (speed only; the service keeps its connections too).
+* :func:`moto_skips_throttled_requests`: a request the drill throttled is not carried out.
+* :func:`scaled_retry_sleep`: the drill runs retry intervals faster than real time.
+
+The Lambda and EventBridge routing (moto without Docker only echoes an invocation, and does
+not deliver to Step Functions or Lambda targets) lives on ``LocalCloud`` itself, as it
+dispatches to the stack's own handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+MOTO_VERSION = "5.2.5"
+"""The moto release these patches are written against (pyproject.toml pins it)."""
+
+
+class MotoMovedError(RuntimeError):
+    """A patched moto internal is not where this module expects it: moto is not 5.2.5."""
+
+
+@contextlib.contextmanager
+def scaled_retry_sleep(scale: Callable[[], float]) -> Iterator[None]:
+    """Let the drill run retry intervals faster than real time (moto and botocore sleep them
+    for real); 1.0 leaves them as they are."""
+    from types import SimpleNamespace
+
+    import botocore.endpoint
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    # The state machines' Retry intervals, and the AWS SDK's own retry back-off (a throttled
+    # DynamoDB request sleeps up to seconds before it is sent again).
+    modules: list[Any] = [retrier_decl, botocore.endpoint]
+    saved = [module.time for module in modules]
+    scaled = SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale()))
+    for module in modules:
+        module.time = scaled
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            module.time = original
+
+
+@contextlib.contextmanager
+def moto_skips_throttled_requests() -> Iterator[None]:
+    """moto's ``before-send`` handler answers (and carries out) every request, even one the
+    drill has already answered with a throttle: skip those, as DynamoDB does not apply a
+    throttled request."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    from tickstep.local.faults import THROTTLED
+
+    cls: Any = BotocoreStubber
+    original = cls.__call__
+
+    def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if getattr(request, THROTTLED, False):
+            return None
+        return original(stubber, event_name, request, **kwargs)
+
+    cls.__call__ = call
+    try:
+        yield
+    finally:
+        cls.__call__ = original
+
+
+@contextlib.contextmanager
+def fix_moto_sfn_service_integrations() -> Iterator[None]:
+    """Make moto 5.2.5 run ``states:startExecution`` (and ``aws-sdk:*``) tasks.
+
+    Its ``StateTaskService._normalise_parameters``/``_normalise_response`` are empty stubs,
+    so PascalCase ASL parameters reach botocore unconverted (``KeyError: 'StateMachineArn'``).
+    This restores what LocalStack, where moto's ASL parser comes from, does. See
+    docs/decisions/0002-sam-template-and-state-machines.md; a test fails if the hook moves.
+    """
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service as sts,
+    )
+
+    models = botocore.session.get_session()
+
+    def operation(task: Any, boto_service_name: Any, service_action_name: Any) -> Any:
+        service = task._get_boto_service_name(boto_service_name)
+        action = service_action_name or task.resource.api_action
+        snake = sts.camel_to_snake_case(action)  # type: ignore[attr-defined]
+        name = "".join(part.title() for part in snake.split("_"))
+        return models.get_service_model(service).operation_model(name)
+
+    def normalise_parameters(
+        task: Any, parameters: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        shape = operation(task, boto_service_name, service_action_name).input_shape
+        task._to_boto_request(parameters, shape)
+
+    def normalise_response(
+        task: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        shape = operation(task, boto_service_name, service_action_name).output_shape
+        task._from_boto_response(response, shape)
+
+    cls: Any = sts.StateTaskService
+    saved = (cls._normalise_parameters, cls._normalise_response)
+    cls._normalise_parameters = normalise_parameters
+    cls._normalise_response = normalise_response
+    try:
+        yield
+    finally:
+        cls._normalise_parameters, cls._normalise_response = saved
+
+
+@contextlib.contextmanager
+def fix_moto_execution_status_before_start() -> Iterator[None]:
+    """Make moto 5.2.5 list an execution that is being started as RUNNING.
+
+    moto adds an execution to its backend before it starts it, with no status in between:
+    ListExecutions from another thread at that moment raised ``AttributeError`` (a drill
+    died of it). On AWS, StartExecution is atomic and the execution is RUNNING.
+    """
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    cls: Any = Execution
+    original = cls.status
+
+    def status(execution: Any) -> str:
+        if execution.exec_status is None:
+            return "RUNNING"
+        return str(execution.exec_status.value)
+
+    cls.status = property(status)
+    try:
+        yield
+    finally:
+        cls.status = original
+
+
+@contextlib.contextmanager
+def reuse_moto_sfn_service_clients() -> Iterator[None]:
+    """moto's Step Functions interpreter makes a new boto3 client for every service task it
+    runs (7% of a drill's CPU); reuse one per region and service, as the service would keep
+    its connections. Clients are thread-safe; they still go through the default session,
+    so the drill's DynamoDB throttles reach the workflows' own DynamoDB tasks too."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_dynamodb,
+        state_task_service_events,
+        state_task_service_sfn,
+        state_task_service_sqs,
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            client = clients.get((region, service))
+            if client is None:
+                client = clients[region, service] = original(region, service, state_credentials)
+            return client
+
+    users: list[Any] = [
+        lambda_eval_utils,  # the ones the template's workflows use
+        state_task_service_dynamodb,
+        state_task_service_events,
+        state_task_service_sfn,
+        state_task_service_sqs,
+    ]
+    if any(module.boto_client_for is not original for module in users):
+        raise MotoMovedError("moto's boto_client_for moved: pin moto==5.2.5")
+    for module in users:
+        module.boto_client_for = boto_client_for
+    try:
+        yield
+    finally:
+        for module in users:
+            module.boto_client_for = original
+
+
+@contextlib.contextmanager
+def fix_moto_early_task_token_answer() -> Iterator[None]:
+    """Make moto 5.2.5 see a task token answered before it starts waiting on the heartbeat.
+
+    A ``.waitForTaskToken`` task with ``HeartbeatSeconds`` sends its message, then creates
+    the heartbeat endpoint it waits on. An answer (SendTaskSuccess/Failure) that arrives in
+    between sets the outcome but notifies no heartbeat endpoint (there is none yet, or the
+    previous attempt's), so the execution waits the whole heartbeat (600 s) with its answer
+    in hand. Step Functions does not lose it; here the execute function answers within
+    milliseconds of the message, so it happened about once in 15 orders. The wait now starts
+    woken when an answer is there, and an answer is consumed by the wait that returns it
+    (retries reuse the task's callback endpoint, so a stale answer must not wake the next).
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+
+    cls: Any = callback_task.StateTaskServiceCallback
+    original = cls._wait_for_task_token_heartbeat
+
+    def wait(task: Any, env: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        if callback_endpoint.get_outcome() is not None:
+            heartbeat_endpoint.notify()
+        outcome = original(task, env, callback_endpoint, heartbeat_endpoint)
+        callback_endpoint._outcome = None
+        return outcome
+
+    cls._wait_for_task_token_heartbeat = wait
+    try:
+        yield
+    finally:
+        cls._wait_for_task_token_heartbeat = original
