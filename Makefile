@@ -4,16 +4,23 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The development environment's exact versions, each with its hashes; `make lock` writes it
+# from pyproject.toml's ranges. pip itself is pinned here.
+LOCK := requirements/dev.lock
+PIP_VERSION := 26.3
 
-.PHONY: setup run test lint format bench clean schemas
+.PHONY: setup run test lint format bench clean schemas lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Everything from the lock, checked against its hashes (a missing or unhashed dependency is an
+# error), then the project itself without dependencies.
+$(STAMP): $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11+" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -38,6 +45,38 @@ bench: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/tickstep schemas --out events/schemas
+
+# `make lock` rewrites every lock: requirements/dev.lock (Python 3.11, the dev machines) from
+# pyproject.toml, and each layer's requirements*.txt from its requirements*.in for the Lambda
+# runtime (Python $(LAMBDA_PYTHON), x86_64) with the dev lock as constraints, so a layer ships
+# exactly the versions the tests ran against. uv keeps every pin it can; to move on, e.g.
+# `make lock LOCK_ARGS=--upgrade` or `make lock LOCK_ARGS='--upgrade-package numpy'`.
+UV_VENV := .tools/uv
+UV_STAMP := $(UV_VENV)/.installed
+LOCK_ARGS ?=
+DEV_PYTHON_VERSION := 3.11
+COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS)
+COMPILE_LAYER = $(COMPILE) --python-version $(LAMBDA_PYTHON) --python-platform x86_64-manylinux_2_28 -c $(LOCK)
+
+$(UV_STAMP): tools/requirements-uv.txt
+	test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-uv.txt
+	touch $(UV_STAMP)
+
+lock: $(UV_STAMP)
+	$(COMPILE) --python-version $(DEV_PYTHON_VERSION) --python-platform x86_64-manylinux_2_28 --extra dev -o $(LOCK) pyproject.toml
+	@# Developers use x86_64 and aarch64 Linux: both must need exactly the packages locked.
+	$(COMPILE) --python-version $(DEV_PYTHON_VERSION) --python-platform aarch64-manylinux_2_28 --extra dev -c $(LOCK) -o $(UV_VENV)/aarch64.lock pyproject.toml
+	@grep -E '^[A-Za-z0-9]' $(LOCK) | cut -d' ' -f1 > $(UV_VENV)/x86_64.pins
+	@grep -E '^[A-Za-z0-9]' $(UV_VENV)/aarch64.lock | cut -d' ' -f1 > $(UV_VENV)/aarch64.pins
+	@cmp -s $(UV_VENV)/x86_64.pins $(UV_VENV)/aarch64.pins || { diff $(UV_VENV)/x86_64.pins $(UV_VENV)/aarch64.pins; \
+	  echo "lock: aarch64 needs other packages than x86_64; see docs/decisions/0006-dependency-locks.md" >&2; exit 1; }
+	$(COMPILE_LAYER) -o layers/core/requirements.txt layers/core/requirements.in
+	$(COMPILE_LAYER) -o layers/numpy/requirements.txt layers/numpy/requirements.in
+	@# ccxt without its (async) dependencies; what the synchronous client needs, with theirs.
+	$(COMPILE_LAYER) --no-deps -o layers/exchange/requirements.txt layers/exchange/requirements.in
+	$(COMPILE_LAYER) -o layers/exchange/requirements-sync.txt layers/exchange/requirements-sync.in
+	$(COMPILE) -o tools/requirements-uv.txt tools/requirements-uv.in
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam

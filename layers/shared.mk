@@ -3,7 +3,9 @@
 # /opt is read-only on Lambda, so a layer without .pyc files recompiles on every cold start.
 PYTHON ?= python3.12
 LAYER_DIR = $(ARTIFACTS_DIR)/python
-PIP = $(PYTHON) -m pip install --quiet --no-compile --disable-pip-version-check --target "$(LAYER_DIR)"
+# Every requirements*.txt here is a lock written by `make lock` from requirements*.in: exact
+# versions with their hashes, and pip refuses anything unpinned or unhashed.
+PIP = $(PYTHON) -m pip install --quiet --no-compile --disable-pip-version-check --require-hashes --target "$(LAYER_DIR)"
 
 define check_python
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || { \
