@@ -1,9 +1,12 @@
 """checkov on template.yaml: no failed check, and every check skipped in .checkov.yaml says why.
 
 Runs what ``make checkov`` runs (the raw SAM template, the cloudformation framework) with the
-project's .checkov.yaml. The tool comes from .tools/ (``make tools``); a missing tool fails the
-test, it never skips. Some skips lean on a free alternative (SSE-SQS, DynamoDB's AWS-managed
-key, a DLQ on every asynchronously invoked function): the tests below hold the template to it.
+project's .checkov.yaml, twice: with the template's defaults (paper mode) and with live-mode
+defaults (tools/render_mode.py), because checkov resolves each resource's Condition with the
+parameters' defaults and paper mode has no exchange secret to scan. The tool comes from .tools/
+(``make tools``); a missing tool fails the test, it never skips. Some skips lean on a free
+alternative (SSE-SQS, DynamoDB's AWS-managed key, a DLQ on every asynchronously invoked
+function): the tests below hold the template to it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +32,13 @@ SKIP_LINE = re.compile(r"^\s*-\s*(?P<id>[A-Z][A-Z0-9_]*_\d+)\s*(?:#\s*(?P<reason
 ASYNC_EVENT_TYPES = {"Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
 
 
-def _load_template() -> dict[str, Any]:
+def _load_template(template: Path = TEMPLATE) -> dict[str, Any]:
     path = ROOT / "tools" / "render_asl.py"
     spec = importlib.util.spec_from_file_location("render_asl", path)
     assert spec is not None and spec.loader is not None, f"cannot load {path}"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    loaded: dict[str, Any] = module.load_template(TEMPLATE)
+    loaded: dict[str, Any] = module.load_template(template)
     return loaded
 
 
@@ -62,7 +66,33 @@ def skipped_checks() -> dict[str, str]:
     return skips
 
 
-def test_checkov_reports_no_failed_check(tmp_path: Path) -> None:
+def render(mode: str, out_dir: Path) -> Path:
+    """The template as ``make checkov`` scans it in ``mode`` (``default``: template.yaml)."""
+    if mode == "default":
+        return TEMPLATE
+    out = out_dir / mode / "template.yaml"
+    script = ROOT / "tools" / "render_mode.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--template",
+            str(TEMPLATE),
+            "--mode",
+            mode,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def run_checkov(template: Path, workdir: Path) -> dict[str, Any]:
     """Only the project's config: checkov would also merge a .checkov.yaml found in the working
     directory or the home directory, so both point at an empty folder here."""
     if not os.access(CHECKOV, os.X_OK):
@@ -72,17 +102,16 @@ def test_checkov_reports_no_failed_check(tmp_path: Path) -> None:
             str(CHECKOV),
             "--config-file",
             str(CONFIG),
-            "--quiet",
             "--compact",
             "--framework",
             "cloudformation",
             "--file",
-            str(TEMPLATE),
+            str(template),
             "-o",
             "json",
         ],
-        cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path)},
+        cwd=workdir,
+        env={**os.environ, "HOME": str(workdir)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -94,16 +123,54 @@ def test_checkov_reports_no_failed_check(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     # One framework gives one report; several would give a list of them.
     reports = report if isinstance(report, list) else [report]
-    summary = reports[0]["summary"]
+    assert len(reports) == 1, [r.get("check_type") for r in reports]
+    assert result.returncode == (1 if reports[0]["summary"]["failed"] else 0), result.stderr
+    return dict(reports[0])
+
+
+@pytest.fixture(scope="module", params=["default", "live"])
+def checkov_report(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any]]:
+    workdir = tmp_path_factory.mktemp(f"checkov-{request.param}")
+    return request.param, run_checkov(render(request.param, workdir), workdir)
+
+
+def test_checkov_reports_no_failed_check(checkov_report: tuple[str, dict[str, Any]]) -> None:
+    mode, report = checkov_report
+    summary = report["summary"]
     failed = [
         f"{check['check_id']} {check['resource']}: {check['check_name']}"
-        for each in reports
-        for check in each["results"]["failed_checks"]
+        for check in report["results"]["failed_checks"]
     ]
-    assert summary["parsing_errors"] == 0, result.stdout
-    assert summary["failed"] == 0 and not failed, "\n".join(failed)
-    assert summary["passed"] > 0, summary
-    assert result.returncode == 0, result.stderr
+    assert summary["parsing_errors"] == 0, (mode, summary)
+    assert summary["failed"] == 0 and not failed, f"{mode}:\n" + "\n".join(failed)
+    assert summary["passed"] > 0, (mode, summary)
+
+
+def test_the_live_render_is_what_scans_the_exchange_secret_and_its_key(
+    checkov_report: tuple[str, dict[str, Any]],
+) -> None:
+    """With paper defaults checkov leaves out the secret (its Condition is false): the live
+    render is the one that holds it to CKV_AWS_149 (a customer-managed key) and the key to
+    rotation (CKV_AWS_7)."""
+    mode, report = checkov_report
+    passed = {(c["check_id"], c["resource"]) for c in report["results"]["passed_checks"]}
+    scanned = {
+        ("CKV_AWS_149", "AWS::SecretsManager::Secret.ExchangeSecret"),
+        ("CKV_AWS_7", "AWS::KMS::Key.ExchangeSecretKey"),
+    }
+    assert (scanned <= passed) is (mode == "live"), (mode, sorted(passed))
+
+
+def test_the_live_render_changes_only_the_mode_parameters_defaults(tmp_path: Path) -> None:
+    original = _load_template()
+    live = _load_template(render("live", tmp_path))
+    assert live["Parameters"]["TradingMode"]["Default"] == "live"
+    assert live["Parameters"]["LiveTradingConfirmation"]["Default"] == "trade-real-money"
+    for name in ("TradingMode", "LiveTradingConfirmation"):
+        live["Parameters"][name]["Default"] = original["Parameters"][name]["Default"]
+    assert live == original
 
 
 def test_every_skipped_check_has_a_written_reason() -> None:
