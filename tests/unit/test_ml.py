@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tickstep import training
 from tickstep.candles import CandleArrays, bundled_file, load_csv, market_from_filename
 from tickstep.cli import main
 from tickstep.config import load_config_dict
@@ -28,6 +27,7 @@ from tickstep.training import (
     TrainResult,
     average_ranks,
     fit_logistic,
+    logistic,
     roc_auc,
     train,
     weight_tolerance,
@@ -279,7 +279,7 @@ def test_fit_logistic_when_the_loss_cannot_resolve_the_last_step_then_it_still_t
     y = (x @ np.array([1.0, -0.5, 0.25, 0.0, 2.0]) + rng.logistic(size=5000) > 0).astype(np.int8)
     w, b, _ = fit_logistic(x, y, l2=1.0, seed=3)
     tolerance = weight_tolerance(x, y, w, b, l2=1.0)
-    exact = training._objective
+    exact = logistic._objective
 
     for noise_seed in range(8):
         noise = np.random.default_rng(noise_seed)
@@ -287,7 +287,7 @@ def test_fit_logistic_when_the_loss_cannot_resolve_the_last_step_then_it_still_t
         def noisy(*args: Any, noise: np.random.Generator = noise) -> float:
             return float(exact(*args) * (1 + 1e-12 * noise.uniform(-1.0, 1.0)))
 
-        monkeypatch.setattr(training, "_objective", noisy)
+        monkeypatch.setattr(logistic, "_objective", noisy)
         w_noisy, b_noisy, _ = fit_logistic(x, y, l2=1.0, seed=3)
         np.testing.assert_allclose(w_noisy, w, rtol=0, atol=tolerance)
         assert b_noisy == pytest.approx(b, rel=0, abs=tolerance)
