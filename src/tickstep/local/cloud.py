@@ -14,7 +14,6 @@ what moto cannot run itself:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -22,16 +21,22 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
 from tickstep.local import moto_patches
 from tickstep.local.faults import FaultInjector, stable_key
+from tickstep.local.records import (
+    Delivery,
+    FunctionSpec,
+    InvocationStats,
+    LambdaContext,
+    dead_letter_targets,
+    sqs_record,
+)
 from tickstep.local.template import (
     ACCOUNT,
     REGION,
@@ -53,48 +58,6 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 class LocalRuntimeError(RuntimeError):
     """The offline runtime cannot go on (a moto hook moved, a poll passed its deadline...)."""
-
-
-@dataclass
-class FunctionSpec:
-    logical_id: str
-    name: str
-    arn: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    memory_mb: int
-    timeout_s: int
-    events: dict[str, Any]
-
-
-@dataclass
-class LambdaContext:
-    """What Powertools reads from a Lambda context object."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-@dataclass
-class InvocationStats:
-    durations_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-
-
-@dataclass
-class Delivery:
-    rule: str
-    target: dict[str, Any]
-    event: dict[str, Any]
 
 
 class LocalCloud:
@@ -560,7 +523,7 @@ class LocalCloud:
             messages = response.get("Messages", [])
             if not messages:
                 continue
-            event = {"Records": [_sqs_record(m, url) for m in messages]}
+            event = {"Records": [sqs_record(m, url) for m in messages]}
             try:
                 result = self.invoke(logical_id, event)
                 failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
@@ -595,66 +558,10 @@ class LocalCloud:
             if execution.status == "RUNNING"
         ]
 
-    def execution_counts(self) -> dict[str, dict[str, int]]:
-        counts: dict[str, dict[str, int]] = {}
-        for logical_id, arn in self.state_machines.items():
-            by_status: dict[str, int] = defaultdict(int)
-            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
-                for e in page["executions"]:
-                    by_status[e["status"]] += 1
-            counts[logical_id] = dict(by_status)
-        return counts
-
-    def queue_depths(self, logical_ids: list[str]) -> dict[str, int]:
-        depths = {}
-        for logical_id in logical_ids:
-            attrs = self.sqs.get_queue_attributes(
-                QueueUrl=self.queues[logical_id],
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            depths[logical_id] = int(attrs["ApproximateNumberOfMessages"]) + int(
-                attrs["ApproximateNumberOfMessagesNotVisible"]
-            )
-        return depths
-
     def dead_letter_queues(self) -> list[str]:
         """Queues that some queue, rule or function names as its dead-letter target."""
-        named = set(_dead_letter_targets(self.template["Resources"]))
+        named = set(dead_letter_targets(self.template["Resources"]))
         return [q for q in self.queues if q in named]
-
-
-_DLQ_KEYS = {"deadLetterTargetArn", "DeadLetterConfig", "DeadLetterQueue"}
-
-
-def _dead_letter_targets(node: Any, under_dlq_key: bool = False) -> Iterator[str]:
-    """Logical ids that ``Fn::GetAtt`` points at under a dead-letter setting, anywhere."""
-    if isinstance(node, dict):
-        getatt = node.get("Fn::GetAtt")
-        if under_dlq_key and isinstance(getatt, list) and getatt:
-            yield str(getatt[0])
-        for key, value in node.items():
-            yield from _dead_letter_targets(value, under_dlq_key or key in _DLQ_KEYS)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _dead_letter_targets(value, under_dlq_key)
-
-
-def _sqs_record(message: dict[str, Any], url: str) -> dict[str, Any]:
-    name = url.rsplit("/", 1)[-1]
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": hashlib.md5(message["Body"].encode()).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
-        "awsRegion": REGION,
-    }
 
 
 @contextlib.contextmanager

@@ -16,21 +16,29 @@ import json
 import logging
 import sys
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
 from tickstep.candles import CandleArrays, bundled_series
 from tickstep.config import TradingConfig
-from tickstep.exchanges.errors import FatalExchangeError
 from tickstep.exchanges.replay import ReplayFeed, SimClock
-from tickstep.local.cloud import Delivery, LocalCloud, LocalRuntimeError
+from tickstep.local.cloud import LocalCloud, LocalRuntimeError
 from tickstep.local.faults import ChaosExchange, FaultInjector
+from tickstep.local.records import Delivery
+from tickstep.local.report import build_report, render_local_summary
 from tickstep.models import Market
+
+__all__ = [
+    "LocalRun",
+    "TickClock",
+    "build_report",
+    "project_root",
+    "render_local_summary",
+    "settle",
+]
 
 SETTLE_TIMEOUT_S = 60.0
 RECONCILE_AFTER_MS = 5 * 60_000
@@ -376,244 +384,3 @@ def _where(cloud: LocalCloud, execution_arn: str) -> str:
         "start",
     )
     return f"{execution_arn.rsplit(':', 1)[-1]} at {entered}"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[index], 2)
-
-
-def build_report(
-    cloud: LocalCloud, series: dict[Market, CandleArrays], feed: ReplayFeed
-) -> dict[str, Any]:
-    """The run's figures, with the paper exchange as the ground truth for orders."""
-    from tickstep.exchanges.paper import PaperState
-    from tickstep.stores import PortfolioStore
-
-    env = cloud.functions["ExecuteFunction"].environment
-    portfolio = PortfolioStore(cloud.ddb, env["PORTFOLIO_TABLE"])
-    state_json, _ = portfolio.paper_state()
-    paper = PaperState.model_validate_json(state_json) if state_json else PaperState()
-
-    ledger = {
-        item["pk"]["S"]: item
-        for page in cloud.ddb.get_paginator("scan").paginate(TableName=env["ORDERS_TABLE"])
-        for item in page["Items"]
-    }
-    by_client: dict[str, list[Any]] = defaultdict(list)
-    for order in paper.orders.values():
-        by_client[order.client_order_id].append(order)
-    mismatches = []
-    for intent_id, item in ledger.items():
-        exchange = by_client.get(intent_id, [])
-        status = item.get("status", {}).get("S")
-        if not exchange:
-            if status not in ("new", "rejected", "failed"):
-                mismatches.append(f"{intent_id}: ledger {status}, exchange has no order")
-            continue
-        last = exchange[-1]
-        if status != last.status.value:
-            mismatches.append(f"{intent_id}: ledger {status}, exchange {last.status.value}")
-    for client_id in by_client:
-        if client_id not in ledger:
-            mismatches.append(f"{client_id}: on the exchange, not in the ledger")
-
-    executions = cloud.execution_counts()
-    transitions, outcomes, decisions = _execution_details(cloud)
-    dlqs = cloud.dead_letter_queues()
-    balances = {c: b.total for c, b in paper.balances.items()}
-    last_close = {m: Decimal(repr(float(a.close[-1]))) for m, a in series.items()}
-    markets: dict[str, Any] = {}
-    equity_by_quote: dict[str, Decimal] = defaultdict(Decimal, balances)
-    for position in portfolio.positions():
-        market = position.market
-        price = _price_now(feed, market, last_close)
-        value = position.amount * price
-        markets[market.key] = {
-            "position": str(position.amount),
-            "realized_pnl": str(position.realized_pnl),
-            "unrealized_pnl": str(
-                position.amount * (price - position.average_price)
-                if position.average_price is not None
-                else Decimal(0)
-            ),
-        }
-        equity_by_quote[market.quote] += value
-    fills = list(paper.fills)
-    return {
-        "executions": executions,
-        "non_terminal_executions": sum(
-            n for sm in executions.values() for s, n in sm.items() if s == "RUNNING"
-        ),
-        "orders": {
-            "intents": len(ledger),
-            "exchange_orders": len(paper.orders),
-            "by_status": dict(Counter(i.get("status", {}).get("S", "?") for i in ledger.values())),
-            "intents_with_multiple_exchange_orders": sum(
-                1 for v in by_client.values() if len(v) > 1
-            ),
-            "ledger_mismatches": len(mismatches),
-            "mismatch_details": mismatches[:20],
-        },
-        "fills": len(fills),
-        "fees": str(sum((f.fee for f in fills), Decimal(0))),
-        "signals": dict(outcomes),
-        "risk_decisions": dict(decisions),
-        "dead_letters": cloud.queue_depths(dlqs),
-        "dead_letter_reasons": _dead_letter_reasons(cloud, dlqs),
-        "lambda": {
-            name: {
-                "invocations": len(stats.durations_ms),
-                "errors": stats.errors,
-                "p50_ms": _percentile(stats.durations_ms, 0.5),
-                "p95_ms": _percentile(stats.durations_ms, 0.95),
-                "max_ms": _percentile(stats.durations_ms, 1.0),
-            }
-            for name, stats in sorted(cloud.stats.items())
-        },
-        "state_transitions": transitions,
-        "pnl": {
-            "markets": markets,
-            "balances": {c: str(v) for c, v in balances.items()},
-            "equity": {
-                c: str(v) for c, v in equity_by_quote.items() if c in {m.quote for m in series}
-            },
-        },
-    }
-
-
-def _dead_letter_reasons(cloud: LocalCloud, queues: list[str]) -> dict[str, dict[str, int]]:
-    """Why each dead letter is there: the error a decide failure carries, or the delivery
-    error EventBridge attached, by queue (read, not removed: they stay in the queue)."""
-    reasons: dict[str, dict[str, int]] = {}
-    for queue in queues:
-        counted: Counter[str] = Counter()
-        seen: set[str] = set()
-        while True:
-            messages = cloud.sqs.receive_message(
-                QueueUrl=cloud.queues[queue],
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=30,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            if not fresh:
-                break
-            for message in fresh:
-                seen.add(message["MessageId"])
-                counted[_reason_of(message)] += 1
-        if counted:
-            reasons[queue] = dict(counted)
-    return reasons
-
-
-def _reason_of(message: dict[str, Any]) -> str:
-    attribute = message.get("MessageAttributes", {}).get("ERROR_CODE")
-    if attribute:
-        return str(attribute["StringValue"])
-    try:
-        body = json.loads(message["Body"])
-    except json.JSONDecodeError:
-        return "unreadable"
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("Error"):
-        return str(error["Error"])
-    return "no reason"
-
-
-def _price_now(feed: ReplayFeed, market: Market, fallback: dict[Market, Decimal]) -> Decimal:
-    try:
-        return feed.price(market, feed.now_ms())
-    except FatalExchangeError:  # no candle in progress (a gap, or the end of the data)
-        return fallback[market]
-
-
-DECIDE_OUTCOMES = frozenset(
-    {"Hold", "NoIntent", "Denied", "OrderStarted", "AlreadyStarted", "MarketFailed"}
-)
-"""The decide workflow's per-market end states (each Map iteration ends in one)."""
-
-
-def _execution_details(
-    cloud: LocalCloud,
-) -> tuple[dict[str, int], Counter[str], Counter[str]]:
-    """State transitions per state machine, each market's decide outcome, risk's decisions."""
-    transitions: dict[str, int] = {}
-    outcomes: Counter[str] = Counter()
-    decisions: Counter[str] = Counter()
-    for logical_id, arn in cloud.state_machines.items():
-        count = 0
-        for page in cloud.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
-            for execution in page["executions"]:
-                history = cloud.sfn.get_execution_history(
-                    executionArn=execution["executionArn"], maxResults=1000
-                )["events"]
-                count += sum(1 for e in history if e["type"].endswith("StateEntered"))
-                if logical_id == "DecideStateMachine":
-                    _count_decide_outcomes(history, outcomes, decisions)
-        transitions[logical_id] = count
-    return transitions, outcomes, decisions
-
-
-def _count_decide_outcomes(
-    history: list[dict[str, Any]], outcomes: Counter[str], decisions: Counter[str]
-) -> None:
-    for event in history:
-        if event["type"].endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            if name in DECIDE_OUTCOMES:
-                outcomes[name] += 1
-        elif event["type"].endswith("StateExited"):
-            details = event["stateExitedEventDetails"]
-            if details["name"] != "CheckRisk" or not details.get("output"):
-                continue
-            decision = json.loads(details["output"]).get("decision") or {}
-            if decision.get("approved"):
-                decisions["approved"] += 1
-            for reason in decision.get("reasons", []):
-                if reason != "APPROVED":
-                    decisions[f"denied:{reason}"] += 1
-
-
-def render_local_summary(report: dict[str, Any]) -> str:
-    """The end-of-run table of ``tickstep local``."""
-    lines = [
-        "",
-        f"tickstep local: {report['ticks']} candle closes in {report['wall_seconds']}s",
-        "",
-        "executions by state machine and status:",
-    ]
-    for sm, by in sorted(report["executions"].items()):
-        status = ", ".join(f"{s} {n}" for s, n in sorted(by.items())) or "none"
-        lines.append(f"  {sm:<24}{status}  ({report['state_transitions'].get(sm, 0)} transitions)")
-    lines.append("decide outcomes (per market):")
-    lines += [f"  {k:<24}{v:>6}" for k, v in sorted(report["signals"].items())]
-    lines.append("risk decisions:")
-    lines += [f"  {k:<34}{v:>6}" for k, v in sorted(report["risk_decisions"].items())]
-    orders = report["orders"]
-    lines += [
-        f"orders: {orders['intents']} intents, {orders['exchange_orders']} exchange orders, "
-        f"by status {orders['by_status']}",
-        f"  intents with more than one exchange order: "
-        f"{orders['intents_with_multiple_exchange_orders']}, ledger mismatches: "
-        f"{orders['ledger_mismatches']}",
-        f"fills: {report['fills']}, fees: {report['fees']}",
-        f"dead letters: {report['dead_letters']}",
-        "lambda (invocations, p50/p95 ms):",
-    ]
-    lines += [
-        f"  {name:<24}{s['invocations']:>6}  {s['p50_ms']:>8} / {s['p95_ms']:<8}"
-        f" errors {s['errors']}"
-        for name, s in report["lambda"].items()
-    ]
-    lines.append("PnL per market:")
-    for key, m in sorted(report["pnl"]["markets"].items()):
-        lines.append(
-            f"  {key:<24} position {float(m['position']):>12.6f}  realized "
-            f"{float(m['realized_pnl']):>12.8f}  unrealized {float(m['unrealized_pnl']):>12.8f}"
-        )
-    lines.append(f"equity: {report['pnl']['equity']}")
-    return "\n".join(lines)
