@@ -49,7 +49,11 @@ def test_drill_when_every_fault_is_on_then_no_duplicate_no_mismatch_nothing_left
 
     report = json.loads(report_path.read_text())
     orders = report["orders"]
-    assert code == 0
+    assert code == 0, {
+        "orders": orders,
+        "non_terminal_executions": report["non_terminal_executions"],
+        "executions": report.get("executions"),
+    }
     assert orders["intents"] >= 10
     assert orders["intents_with_multiple_exchange_orders"] == 0
     assert orders["ledger_mismatches"] == 0, orders["mismatch_details"]
@@ -121,3 +125,40 @@ def test_fault_spec_when_unknown_or_out_of_range_then_clear_error() -> None:
     with pytest.raises(FaultSpecError, match="NAME=PROBABILITY"):
         parse_fault_spec("rate-limit")
     assert main(["drill", "--faults", "gremlins=0.1"]) == 2
+
+
+def test_drill_when_the_order_path_runs_far_ahead_of_the_tick_then_reconcile_still_settles(
+    tmp_path: Path,
+) -> None:
+    """The order path's clock runs on while workflows retry (1 / scale of real time), so a
+    send can be recorded minutes after the candle close, more so on a busy machine. Every
+    send is lost here, so each order ends unknown; reconcile must run past the grace window
+    of the latest send, not of the candle close, or it leaves them unknown (a ledger
+    mismatch, seen under load). At this scale a tenth of a second is 200 s of order time."""
+    report_path = tmp_path / "drill.json"
+    code = main(
+        [
+            "drill",
+            "--faults",
+            "timeout-before-accept=1.0",
+            "--seed",
+            "3",
+            "--intents",
+            "2",
+            "--max-candles",
+            "300",
+            "--retry-time-scale",
+            "0.0005",
+            "--report",
+            str(report_path),
+            "--log",
+            str(tmp_path / "lambda.log"),
+        ]
+    )
+    report = json.loads(report_path.read_text())
+    orders = report["orders"]
+    assert orders["intents"] >= 2
+    assert report["faults_injected"].get("timeout-before-accept", 0) > 0
+    assert orders["ledger_mismatches"] == 0, orders["mismatch_details"]
+    assert orders["by_status"].get("unknown", 0) == 0, orders["by_status"]
+    assert code == 0

@@ -159,15 +159,17 @@ class LocalRun:
                 if self.stop_after_intents and self._enough_intents(cloud, started):
                     break
             # Reconcile once the execute function's grace window has passed, as the
-            # schedule would: orders left unknown are settled against the exchange.
-            order_clock.set(ticks[replayed - 1])
+            # schedule would: orders left unknown are settled against the exchange. On AWS
+            # that is after every send; here the order path's clock ran on while workflows
+            # retried (further on a busy machine), so count from the latest time it told,
+            # not from the last candle close, and go on while orders are still pending.
             for _ in range(RECONCILE_RUNS):
-                order_clock.set(clock.now_ms() + RECONCILE_AFTER_MS)
+                order_clock.set(order_clock.latest_ms + RECONCILE_AFTER_MS)
                 result = cloud.invoke_scheduled(
                     "ReconcileFunction", _scheduled_event(clock.now_ms())
                 )
                 settle(cloud)
-                if result is not None and not result.get("drift"):
+                if result is not None and not result.get("drift") and not result.get("pending"):
                     break
             if self.before_report is not None:
                 self.before_report(cloud)
@@ -279,6 +281,10 @@ class TickClock:
         self._clock = clock
         self._scale = scale
         self._since = time.monotonic()
+        self.latest_ms = 0
+        """The latest time this clock has told: each tick sets it back to its candle close,
+        but an order retried for long in one tick may have been sent later than the next
+        tick's close (time runs 1 / scale as fast, faster still on a busy machine)."""
 
     def set(self, now_ms: int) -> None:
         self._clock.set(now_ms)
@@ -286,7 +292,9 @@ class TickClock:
 
     def now_ms(self) -> int:
         elapsed_ms = (time.monotonic() - self._since) * 1000 / self._scale
-        return self._clock.now_ms() + int(elapsed_ms)
+        now = self._clock.now_ms() + int(elapsed_ms)
+        self.latest_ms = max(self.latest_ms, now)
+        return now
 
 
 def _chaotic(
