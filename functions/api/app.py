@@ -2,8 +2,9 @@
 
 GET /health, /status, /positions, /orders[?status=&limit=], /signals[?limit=];
 POST /halt and /resume with ``{"reason": "..."}`` (the kill switch: sets the trading state and
-publishes ``TradingStateChanged``). A bad body or query answers 422 naming the field, and
-changes nothing. No numpy, no ccxt: this function must start fast.
+publishes ``TradingStateChanged``, recorded as changed by the caller's IAM identity that API
+Gateway verified, never by anything the body says). A bad body or query answers 422 naming
+the field, and changes nothing. No numpy, no ccxt: this function must start fast.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tickstep.models import Market, OrderStatus, TradingState
+from tickstep.models import Market, OrderStatus, PlainText, TradingState
 from tickstep.services import (
     ControlRepository,
     OrderRepository,
@@ -80,7 +81,9 @@ dependencies = _deps.get
 class StateChangeRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=400)
+    # Kept, logged and sent in the alarm e-mail: one line that shows what it says (no NUL,
+    # CR/LF or bidi override such as U+202E).
+    reason: PlainText = Field(min_length=1, max_length=400)
 
 
 class OrdersQuery(BaseModel):
@@ -151,11 +154,27 @@ def _ok(data: Any) -> Response[str]:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_json(data))
 
 
-def _caller() -> str:
-    """Who called, from the IAM authorizer (never a secret: an ARN), for the audit trail."""
+CALLER_FIELD = "requestContext.authorizer.iam"
+
+
+def _caller() -> str | None:
+    """Who called, as API Gateway's IAM authorizer verified it (an ARN, never a secret), for
+    the audit trail; None when the request carries no verified identity."""
     context = app.current_event.raw_event.get("requestContext") or {}
     iam = (context.get("authorizer") or {}).get("iam") or {}
-    return str(iam.get("userArn") or iam.get("callerId") or "api")[:128]
+    for key in ("userArn", "callerId"):
+        value = iam.get(key)
+        if isinstance(value, str) and 0 < len(value) <= 2048 and value.isprintable():
+            return value[:128]
+    return None
+
+
+def _forbidden(field: str, message: str) -> Response[str]:
+    return Response(
+        status_code=403,
+        content_type=content_types.APPLICATION_JSON,
+        body=_json({"error": "forbidden", "errors": [{"field": field, "message": message}]}),
+    )
 
 
 @app.get("/health")
@@ -210,16 +229,25 @@ def get_signals() -> Response[str]:
 
 
 def _change_state(state: TradingState) -> Response[str]:
+    who = _caller()
+    if who is None:
+        return _forbidden(CALLER_FIELD, "no verified caller identity: the route needs IAM auth")
     try:
-        body = app.current_event.json_body
-        request = StateChangeRequest.model_validate(body if body is not None else {})
+        # pydantic's own JSON parser: a body nested 5,000 deep is "recursion limit exceeded",
+        # a 422, where json.loads would raise RecursionError (a 500).
+        body = app.current_event.decoded_body
+        request = (
+            StateChangeRequest.model_validate_json(body)
+            if body
+            else StateChangeRequest.model_validate({})
+        )
     except (ValidationError, ValueError) as exc:
         return _invalid(exc)
     deps = dependencies()
     record = set_trading_state(
         state,
         reason=request.reason,
-        who=_caller(),
+        who=who,
         now_ms=deps.clock(),
         control=deps.control,
         publisher=deps.publisher,

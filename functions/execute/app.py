@@ -33,8 +33,8 @@ from tickstep.services import (
     OrderRepository,
     PortfolioRepository,
     Publisher,
-    require_storable_numbers,
     run_execute,
+    task_token_of,
 )
 from tickstep.wiring import Dependencies, make_tracer
 
@@ -157,7 +157,10 @@ def _ccxt_sessions(secret_name: str, mode: str) -> Callable[[Market], Session]:
             from tickstep.exchanges.errors import AuthenticationFailed
 
             raise AuthenticationFailed("the exchange secret has no apiKey", code="no_secret")
-        key = (market.exchange, str(secret["apiKey"]))
+        values = tuple(str(v) for v in secret.values() if v)
+        # The whole secret is the key: a rotated secret or password behind the same apiKey
+        # gets a new client too.
+        key = (market.exchange, json.dumps(secret, sort_keys=True, default=str))
         if key not in clients:
             clients.clear()
             clients[key] = CcxtExchange(
@@ -167,9 +170,9 @@ def _ccxt_sessions(secret_name: str, mode: str) -> Callable[[Market], Session]:
                     secret=secret.get("secret"),
                     password=secret.get("password"),
                     sandbox=mode == "sandbox",
-                )
+                ),
+                secrets=values,
             )
-        values = tuple(str(v) for v in secret.values() if v)
         return Session(clients[key], lambda: None, values)
 
     return open_exchange
@@ -180,16 +183,6 @@ set_dependencies = _deps.set
 dependencies = _deps.get
 
 
-def _token_of(body: str) -> str | None:
-    """The task token of a message that is otherwise invalid, so its workflow hears now."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    token = data.get("task_token") if isinstance(data, dict) else None
-    return token if isinstance(token, str) and 0 < len(token) <= 4096 else None
-
-
 def _fields(exc: ValidationError) -> str:
     return validation_problems(exc, "body")[:1000]
 
@@ -198,10 +191,11 @@ def _fields(exc: ValidationError) -> str:
 def record_handler(record: SQSRecord) -> None:
     deps = dependencies()
     try:
+        # The models refuse numbers out of range (an amount of 1e27 or 1e999999999) and pydantic
+        # refuses JSON nested deeper than 200: a validation error either way, never a crash.
         command = ExecuteCommand.model_validate_json(record.body)
-        require_storable_numbers(command)  # e.g. an amount of 1e27 the exchange cannot step
     except ValidationError as exc:
-        token = _token_of(record.body)
+        token = task_token_of(record.body)
         logger.error("invalid order message", errors=_fields(exc), answered=token is not None)
         if token is None:
             raise

@@ -114,7 +114,7 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
                 sandbox=sandbox,
             )
             values = tuple(str(v) for v in secret.values() if v)
-            return Session(CcxtExchange(client), lambda: None, values)
+            return Session(CcxtExchange(client, secrets=values), lambda: None, values)
 
     return Deps(
         markets=markets,

@@ -3,6 +3,8 @@
 In: ``{"signal": Signal, "intent": OrderIntent}``.
 Out: ``{"intent": OrderIntent, "decision": RiskDecision}``; a denial is a decision, not an
 error. A decision that trips a loss limit sets HALTED and publishes ``TradingStateChanged``.
+The intent's price is checked against the latest candle in the candles table, which this
+function reads itself (the event's own prices could be forged to agree with each other).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tickstep.models import Market, MarketRules, ReasonCode, TradingState
 from tickstep.risk import RiskLimits
 from tickstep.services import (
+    CandleRepository,
     ControlRepository,
     PortfolioRepository,
     Publisher,
@@ -38,6 +41,8 @@ metrics = Metrics()
 @dataclass(frozen=True)
 class Deps:
     limits: RiskLimits
+    candles: CandleRepository
+    """The stored candles: the price every intent is checked against (never the event's)."""
     portfolio: PortfolioRepository
     control: ControlRepository
     publisher: Publisher
@@ -61,7 +66,7 @@ def build_dependencies() -> Deps:
     import boto3
 
     from tickstep.settings import Mode, Settings
-    from tickstep.stores import ControlStore, EventBus, PortfolioStore
+    from tickstep.stores import CandleStore, ControlStore, EventBus, PortfolioStore
 
     settings = Settings.from_env(os.environ)
     dynamodb = boto3.client("dynamodb")
@@ -103,6 +108,7 @@ def build_dependencies() -> Deps:
 
     return Deps(
         limits=settings.risk_limits(),
+        candles=CandleStore(dynamodb, settings.require("candles_table")),
         portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
         control=ControlStore(dynamodb, settings.require("control_table")),
         publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
@@ -142,6 +148,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return check_risk(
             RiskInput.model_validate(request),
             limits=deps.limits,
+            candles=deps.candles,
             portfolio=deps.portfolio,
             control=deps.control,
             publisher=deps.publisher,

@@ -8,13 +8,26 @@ error that names the field, never a silently ignored value. Prices, amounts and 
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "DECIMAL_LIMIT",
+    "DYNAMODB_NUMBER_DIGITS",
+    "DYNAMODB_NUMBER_MIN",
+    "EPOCH_MS_MAX",
     "Amount",
     "Balance",
     "Candle",
@@ -28,7 +41,9 @@ __all__ = [
     "OrderIntent",
     "OrderStatus",
     "OrderType",
+    "PlainText",
     "Position",
+    "PositiveDecimal",
     "Price",
     "ReasonCode",
     "RiskDecision",
@@ -56,11 +71,77 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
 
-Money = Annotated[Decimal, Field(allow_inf_nan=False)]
+DYNAMODB_NUMBER_DIGITS = 38
+"""Significant digits a DynamoDB number holds."""
+DYNAMODB_NUMBER_MIN = Decimal("1E-130")
+"""The smallest magnitude of a DynamoDB number other than 0."""
+DECIMAL_LIMIT = Decimal("1E+18")
+"""Every decimal is below this in magnitude: a quantity divided by a step as fine as 1E-10
+stays within the default decimal context's 28 digits (``amount % step`` raises
+``InvalidOperation`` beyond it), and no price, amount or balance comes near it."""
+EPOCH_MS_MAX = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the last instant a date can show (and well inside int64)."""
+
+
+def _significant_digits(value: Decimal) -> int:
+    """Digits without leading and trailing zeros, read from the tuple: ``normalize()`` would
+    apply the context and raise ``Overflow`` on an exponent like ``1e999999999``."""
+    text = "".join(map(str, value.as_tuple().digits)).strip("0")
+    return len(text)
+
+
+def _storable(value: Decimal) -> Decimal:
+    """What bounds alone cannot say about a DynamoDB number (no context arithmetic here)."""
+    if value.is_zero():
+        return value
+    if value.copy_abs() < DYNAMODB_NUMBER_MIN:
+        raise PydanticCustomError(
+            "storable_number", "Number too small to store: its magnitude must be at least 1E-130"
+        )
+    if _significant_digits(value) > DYNAMODB_NUMBER_DIGITS:
+        raise PydanticCustomError(
+            "storable_number", "Number has more than 38 significant digits: it cannot be stored"
+        )
+    return value
+
+
+Storable = AfterValidator(_storable)
+"""The last check of every decimal that crosses a boundary; with the bounds of the types
+below, a number that validates can be stored in DynamoDB and computed with, so a hostile
+``1e999999999`` or ``1e30`` is a validation error naming its field, never a crash later."""
+
+Money = Annotated[
+    Decimal, Field(gt=-DECIMAL_LIMIT, lt=DECIMAL_LIMIT, allow_inf_nan=False), Storable
+]
 """Any exact quantity of money (may be negative: PnL, realised losses)."""
-Price = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-EpochMs = Annotated[int, Field(ge=0, description="milliseconds since the Unix epoch, UTC")]
+Price = Annotated[Decimal, Field(gt=0, lt=DECIMAL_LIMIT, allow_inf_nan=False), Storable]
+PositiveDecimal = Price
+"""A positive quantity that is not a price (a step, a fill's amount)."""
+Amount = Annotated[Decimal, Field(ge=0, lt=DECIMAL_LIMIT, allow_inf_nan=False), Storable]
+EpochMs = Annotated[
+    int, Field(ge=0, le=EPOCH_MS_MAX, description="milliseconds since the Unix epoch, UTC")
+]
+
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Control and format characters (NUL, CR/LF, bidi overrides such as U+202E, zero-width
+marks), lone surrogates, and line and paragraph separators."""
+
+
+def _plain_text(value: str) -> str:
+    for index, char in enumerate(value):
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            raise PydanticCustomError(
+                "plain_text",
+                "Text must not contain control, format or line separator characters "
+                "(U+{code} at {index})",
+                {"code": f"{ord(char):04X}", "index": index},
+            )
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+"""Text a person typed that is kept and shown to others (a log line, an alarm e-mail): one
+line, and what it shows is what it says."""
 
 _TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)([mhdw])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -137,6 +218,8 @@ class ReasonCode(StrEnum):
     ABOVE_MAX_NOTIONAL = "ABOVE_MAX_NOTIONAL"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     NO_POSITION = "NO_POSITION"
+    NO_MARKET_DATA = "NO_MARKET_DATA"
+    """No stored candle of the market at the intent's candle time: nothing to check it with."""
 
 
 class Market(Model):
@@ -314,7 +397,7 @@ class Fill(Model):
     client_order_id: str = Field(min_length=1, max_length=36)
     market: Market
     side: Side
-    amount: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+    amount: PositiveDecimal
     price: Price
     fee: Amount
     fee_currency: str
@@ -360,8 +443,8 @@ class MarketRules(Model):
     :meth:`from_ccxt` to read a ccxt market in any precision mode.
     """
 
-    amount_step: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-    price_step: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+    amount_step: PositiveDecimal
+    price_step: PositiveDecimal
     min_amount: Amount = Decimal(0)
     max_amount: Amount | None = None
     min_cost: Amount = Decimal(0)

@@ -26,6 +26,7 @@ from tickstep.models import (
     Model,
     OrderIntent,
     OrderType,
+    PositiveDecimal,
     Price,
     ReasonCode,
     RiskDecision,
@@ -45,6 +46,7 @@ __all__ = [
     "check_balance",
     "check_cooldown",
     "check_market_amount",
+    "check_market_data",
     "check_market_notional",
     "check_max_daily_loss",
     "check_max_drawdown",
@@ -66,7 +68,7 @@ HOUR_MS = 3_600_000
 STALE_AFTER_TIMEFRAMES = 2
 """A candle that closed more than this many timeframes ago means ingestion has fallen behind."""
 
-PositiveMoney = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+PositiveMoney = PositiveDecimal
 Fraction = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
@@ -98,7 +100,10 @@ class RiskLimits(Model):
     cooldown_after_loss_ms: int = Field(ge=0)
     max_orders_per_hour: int = Field(gt=0)
     price_band: Annotated[Decimal, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
-        description="furthest a limit price may sit from the last close, as a fraction"
+        description=(
+            "furthest an order's price (a limit price, else the reference price it is sized "
+            "at) may sit from the last stored close, as a fraction"
+        )
     )
     sizing: Sizing
     size_by_confidence: bool = Field(
@@ -128,8 +133,12 @@ class RiskContext(Model):
     recent_order_times_ms: tuple[EpochMs, ...] = Field(
         default=(), description="when orders were placed; only the last hour's count"
     )
-    last_candle_time: EpochMs = Field(description="open time of the latest stored candle")
-    last_close: Price
+    last_candle_time: EpochMs | None = Field(
+        description="open time of the latest stored candle (None: none is stored)"
+    )
+    last_close: Price | None = Field(
+        description="close of that candle, as ingestion stored it: never the event's word"
+    )
     rules: MarketRules
 
 
@@ -310,10 +319,29 @@ def check_max_orders_per_hour(intent: OrderIntent, ctx: RiskContext, limits: Ris
     return _PASS
 
 
+def check_market_data(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
+    """An intent is checked against candles risk reads itself: with none stored for its
+    candle (a forged or future candle time, or ingestion not there yet) nothing can be."""
+    if ctx.last_candle_time is None or ctx.last_candle_time < intent.candle_time:
+        latest = "none" if ctx.last_candle_time is None else str(ctx.last_candle_time)
+        return _deny(
+            ReasonCode.NO_MARKET_DATA,
+            f"no stored candle of {intent.market.key} at {intent.candle_time} "
+            f"(latest stored: {latest})",
+        )
+    return _PASS
+
+
 def check_stale_data(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
-    """Refuses to trade on a price that ingestion stopped updating."""
+    """Refuses to trade on a price that ingestion stopped updating, or on an intent decided
+    on a candle long closed (a late redelivery): the older of the two counts."""
     timeframe = intent.market.timeframe_ms
-    age = ctx.now_ms - (ctx.last_candle_time + timeframe)
+    seen = (
+        intent.candle_time
+        if ctx.last_candle_time is None
+        else min(intent.candle_time, ctx.last_candle_time)
+    )
+    age = ctx.now_ms - (seen + timeframe)
     if age > STALE_AFTER_TIMEFRAMES * timeframe:
         return _deny(
             ReasonCode.STALE_DATA,
@@ -324,17 +352,20 @@ def check_stale_data(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) 
 
 
 def check_price_band(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
-    """A limit price far from the last close is a mistake, not a strategy."""
-    if intent.order_type is not OrderType.LIMIT:
-        return _PASS
+    """The order's price (its limit price, or the reference price a market order is sized
+    at) far from the last stored close is a mistake or a forged event, not a strategy: a
+    reference price of 1e-12 would size a huge amount of a cheap notional."""
+    if ctx.last_close is None:
+        return _PASS  # check_market_data names it
+    kind = "limit" if intent.order_type is OrderType.LIMIT else "reference"
     price = order_price(intent, ctx)
     if price <= 0:
-        return _deny(ReasonCode.PRICE_BAND, "limit price rounds to zero at the price step")
+        return _deny(ReasonCode.PRICE_BAND, f"{kind} price rounds to zero at the price step")
     deviation = abs(price - ctx.last_close) / ctx.last_close
     if deviation > limits.price_band:
         return _deny(
             ReasonCode.PRICE_BAND,
-            f"limit price {_fmt(price)} is {deviation:.2%} from the last close "
+            f"{kind} price {_fmt(price)} is {deviation:.2%} from the last stored close "
             f"{_fmt(ctx.last_close)}, band {limits.price_band:.2%}",
         )
     return _PASS
@@ -419,6 +450,7 @@ def run_guards(
         check_max_drawdown(intent, ctx, limits),
         check_cooldown(intent, ctx, limits),
         check_max_orders_per_hour(intent, ctx, limits),
+        check_market_data(intent, ctx, limits),
         check_stale_data(intent, ctx, limits),
         check_price_band(intent, ctx, limits),
         check_max_notional(intent, ctx, limits, amount),

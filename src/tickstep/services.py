@@ -11,6 +11,8 @@ hence numpy.
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from tickstep.models import (
     TradingStateRecord,
 )
 from tickstep.orders import can_transition, new_intent
+from tickstep.redaction import redact
 
 if TYPE_CHECKING:
     from tickstep.config import PaperSettings
@@ -71,9 +74,10 @@ __all__ = [
     "execute_order",
     "ingest",
     "reconcile",
-    "require_storable_numbers",
+    "redact",
     "set_trading_state",
     "status",
+    "task_token_of",
 ]
 
 SOURCE_INGEST = "tickstep.ingest"
@@ -175,59 +179,6 @@ class RiskInput(Model):
         return self
 
 
-DYNAMODB_NUMBER_DIGITS = 38
-DYNAMODB_NUMBER_MIN = Decimal("1E-130")
-DECIMAL_LIMIT = Decimal("1E+18")
-"""Below this, a quantity divided by a step as fine as 1E-10 stays within the default decimal
-context's 28 digits (``amount % step`` raises ``InvalidOperation`` beyond it)."""
-INT64_RANGE = (-(2**63), 2**63 - 1)
-
-
-def _storable(value: Decimal | int) -> bool:
-    if isinstance(value, int):
-        return INT64_RANGE[0] <= value <= INT64_RANGE[1]
-    if value == 0:
-        return True
-    digits = len(value.normalize().as_tuple().digits)
-    return digits <= DYNAMODB_NUMBER_DIGITS and DYNAMODB_NUMBER_MIN <= abs(value) < DECIMAL_LIMIT
-
-
-def require_storable_numbers(message: Model) -> None:
-    """Raise a ``ValidationError`` naming each number of ``message`` that cannot be stored or
-    computed with: a decimal DynamoDB cannot hold (over 38 significant digits, magnitude below
-    1E-130) or of magnitude 1E+18 or more (:data:`DECIMAL_LIMIT`), or an integer beyond 64 bits
-    (the candle arrays are int64). The models take any finite number; without this, a price of
-    ``1e308``, an amount of ``1e27`` or a timestamp of ``10**40`` passes validation and the
-    handler fails later, after a write, with another error."""
-    from pydantic import ValidationError
-    from pydantic_core import InitErrorDetails, PydanticCustomError
-
-    problems: list[InitErrorDetails] = []
-
-    def visit(value: Any, loc: tuple[str | int, ...]) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                visit(item, (*loc, key))
-        elif isinstance(value, list | tuple):
-            for index, item in enumerate(value):
-                visit(item, (*loc, index))
-        elif (
-            isinstance(value, Decimal | int)
-            and not isinstance(value, bool)
-            and not _storable(value)
-        ):
-            error = PydanticCustomError(
-                "storable_number",
-                "Number out of range: integers within 64 bits; decimals of at most 38 "
-                "significant digits, magnitude 1E-130 to below 1E+18",
-            )
-            problems.append(InitErrorDetails(type=error, loc=loc, input=value))
-
-    visit(message.model_dump(), ())
-    if problems:
-        raise ValidationError.from_exception_data(type(message).__name__, problems)
-
-
 class RiskOutput(Model):
     intent: OrderIntent
     decision: RiskDecision
@@ -240,7 +191,7 @@ class ExecuteCommand(Model):
     intent: OrderIntent
     decision: RiskDecision
     execution: str = Field(min_length=1, max_length=2048)
-    attempt: int = Field(ge=0)
+    attempt: int = Field(ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _decision_approves_intent(self) -> Self:
@@ -249,6 +200,68 @@ class ExecuteCommand(Model):
         if not self.decision.approved:
             raise ValueError("decision.approved: only an approved intent is executed")
         return self
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON = json.JSONDecoder()
+
+
+def _after_space(body: str, at: int) -> int:
+    match = _JSON_SPACE.match(body, at)
+    return match.end() if match else at
+
+
+def task_token_of(body: str) -> str | None:
+    """The ``task_token`` of an order message that is otherwise invalid, so its workflow hears
+    now instead of waiting out its timeout. Only the top-level object is read, and the values
+    nested in it are skipped without recursion: a body nested 5,000 deep still gives its token
+    (``json.loads`` raises ``RecursionError`` on it, pydantic stops at depth 200)."""
+    token = None
+    try:
+        at = _after_space(body, 0)
+        if body[at : at + 1] != "{":
+            return None
+        at += 1
+        while body[(at := _after_space(body, at)) : at + 1] == '"':
+            key, at = _JSON.raw_decode(body, at)  # a string: no recursion
+            at = _after_space(body, at)
+            if body[at : at + 1] != ":":
+                return None
+            at = _after_space(body, at + 1)
+            if body[at : at + 1] == '"':
+                value, at = _JSON.raw_decode(body, at)
+                if key == "task_token" and isinstance(value, str):
+                    token = value
+            else:
+                at = _skip_json_value(body, at)
+            at = _after_space(body, at)
+            if body[at : at + 1] != ",":
+                break
+            at += 1
+    except ValueError:  # a malformed string
+        return None
+    return token if token is not None and 0 < len(token) <= 4096 else None
+
+
+def _skip_json_value(body: str, at: int) -> int:
+    """Where the value starting at ``at`` ends (the ``,`` or ``}`` after it), by counting
+    brackets outside strings."""
+    depth = 0
+    while at < len(body):
+        char = body[at]
+        if char == '"':
+            _, at = _JSON.raw_decode(body, at)
+            continue
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            if depth == 0:
+                return at
+            depth -= 1
+        elif char == "," and depth == 0:
+            return at
+        at += 1
+    return at
 
 
 class TradingStateChange(Model):
@@ -321,7 +334,7 @@ def equity_of(
     prices: Mapping[str, Decimal],
 ) -> tuple[Decimal, Decimal]:
     """(equity, exposure) in ``quote``: its balance plus every ``quote`` position, valued at
-    ``prices`` by market key, else at cost (the best price risk has without reading candles)."""
+    ``prices`` by market key, else at cost."""
     exposure = Decimal(0)
     for p in positions:
         if p.market.quote != quote or p.amount <= 0:
@@ -336,6 +349,7 @@ def check_risk(
     request: RiskInput,
     *,
     limits: RiskLimits,
+    candles: CandleRepository,
     portfolio: PortfolioRepository,
     control: ControlRepository,
     publisher: Publisher,
@@ -345,7 +359,12 @@ def check_risk(
 ) -> RiskOutput:
     """Gather the account into a :class:`RiskContext`, evaluate, and pull the kill switch when
     the decision asks for it (once: a second decision tripping the same limit changes
-    nothing and publishes nothing)."""
+    nothing and publishes nothing).
+
+    The market's price is the latest candle stored at or before ``now_ms``, read here: the
+    request's own prices (the signal's close, the intent's reference price) come from the
+    event that started the workflow, which a forged event would make agree with each other.
+    """
     # Here, not at module scope: the signal, ingest, execute, reconcile and API functions
     # import this module but never decide risk (~7 ms of their cold start).
     from tickstep.risk import RiskContext, evaluate
@@ -357,9 +376,10 @@ def check_risk(
         balances = {c: Balance(currency=c, free=v) for c, v in start_balances().items()}
     positions = portfolio.positions()
     position = next((p for p in positions if p.market == market), Position(market=market))
-    equity, exposure = equity_of(
-        market.quote, balances, positions, {market.key: intent.reference_price}
-    )
+    stored = candles.latest(market, 1, until_ms=now_ms)
+    last = stored[-1] if stored else None
+    prices = {market.key: last.close} if last else {}
+    equity, exposure = equity_of(market.quote, balances, positions, prices)
     account = portfolio.account()
     today = now_ms // 86_400_000
     peak = max(account.peak_equity or equity, equity)
@@ -379,8 +399,8 @@ def check_risk(
         day_start_equity=max(day_start if day_start is not None else equity, Decimal(0)),
         last_losing_trade_ms=account.last_losing_trade_ms,
         recent_order_times_ms=tuple(t for t in account.order_times_ms if t > now_ms - 3_600_000),
-        last_candle_time=request.signal.candle_time,
-        last_close=request.signal.close,
+        last_candle_time=last.timestamp if last else None,
+        last_close=last.close if last else None,
         rules=portfolio.rules(market) or fallback_rules(market),
     )
     decision = evaluate(intent, ctx, limits)
@@ -805,18 +825,6 @@ class ExecuteOutcome:
     cause: str | None = None
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Remove secret values from a message (an exchange error may echo a request), also the
-    start of one the message ends with (exchange errors are cut to a length before this)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-            cut = next((n for n in range(len(secret) - 1, 3, -1) if text.endswith(secret[:n])), 0)
-            if cut:
-                text = text[:-cut] + "***"
-    return text
-
-
 def task_error_name(exc: Exception) -> str:
     """The workflow's error name for an exchange error (a base ExchangeError is ambiguous:
     nothing says the order was not placed)."""
@@ -852,22 +860,26 @@ def run_execute(
             grace_ms=grace_ms,
         )
     except ExchangeError as exc:
-        cause = redact(f"{exc.code}: {exc.detail}", secrets)[:1000]
-        if isinstance(exc, AuthenticationFailed):
-            previous = control.get()
-            record = TradingStateRecord(
-                state=TradingState.HALTED,
-                reason=f"execute: authentication failed: {cause}"[:500],
-                changed_at=now_ms,
-                changed_by="execute",
-            )
-            _record_state_change(
-                record,
-                previous.state,
-                control,
-                publisher,
-                SOURCE_CONTROL,
-                unless=TradingState.HALTED,
-            )
-        return ExecuteOutcome(error=task_error_name(exc), cause=cause)
-    return ExecuteOutcome(order=order)
+        failure: ExchangeError = exc
+    else:
+        return ExecuteOutcome(order=order)
+    # Outside the except block: an error of the halt below (a throttled control table) must
+    # not carry the exchange error as its __context__ into the batch's failure text.
+    cause = redact(f"{failure.code}: {failure.detail}", secrets)[:1000]
+    if isinstance(failure, AuthenticationFailed):
+        previous = control.get()
+        record = TradingStateRecord(
+            state=TradingState.HALTED,
+            reason=f"execute: authentication failed: {cause}"[:500],
+            changed_at=now_ms,
+            changed_by="execute",
+        )
+        _record_state_change(
+            record,
+            previous.state,
+            control,
+            publisher,
+            SOURCE_CONTROL,
+            unless=TradingState.HALTED,
+        )
+    return ExecuteOutcome(error=task_error_name(failure), cause=cause)

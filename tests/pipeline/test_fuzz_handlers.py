@@ -1,11 +1,13 @@
 """Property tests: every handler, fed malformed events, rejects them and leaves no trace.
 
 Each handler gets mutations of its ``events/<name>.json`` sample (hypothesis): a key dropped
-at any depth, a leaf replaced by a value of another type (or a huge number, NaN), a string
-replaced by 100 kB, an unknown key nested anywhere, or totally random JSON. A rejection is an
-error that names the mutated field (a pydantic ``ValidationError``; for the API a 4xx JSON body;
-for execute the record's batch failure, or ``FatalExchangeError`` on the task when its token
-is recoverable) with no item written, no bus event and no paper order. A mutation that is
+at any depth, a leaf replaced by a value of another type (or a huge number, an exponent like
+``1e999999999``, NaN), a string replaced by 100 kB, an unknown key nested anywhere, any value
+replaced by JSON nested 5,000 deep, or totally random JSON. A rejection is an error that names
+the mutated field (a pydantic ``ValidationError``; for the API a 4xx JSON body; for execute the
+record's batch failure, or ``FatalExchangeError`` on the task when its token is recoverable)
+with no item written, no bus event and no paper order. Deep nesting inside a JSON text (an SQS
+or HTTP body) cannot be parsed at all, so there the error names the body. A mutation that is
 still valid (an AWS envelope ignores unknown keys; ``1`` is still a valid price) must be handled
 normally. Any other exception fails the test.
 
@@ -24,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
@@ -61,8 +64,58 @@ FUZZ = settings(
 )
 UNKNOWN_KEY = "zz_unknown"
 OVERSIZED = "x" * 100_000
-HUGE_NUMBERS: tuple[Any, ...] = (10**40, -(10**40), 2**64, 1e27, 1e308)
-"""Any leaf may become one of these, even a number (a type the field accepts)."""
+HUGE_NUMBERS: tuple[Any, ...] = (
+    10**40,
+    -(10**40),
+    2**64,
+    10**30,
+    1e27,
+    1e308,
+    "1e999999999",
+    "-1e999999999",
+    "1e-999999999",
+    "1E+30",
+    "0." + "1" * 40,
+)
+"""Any leaf may become one of these, even a number (a type the field accepts): beyond int64,
+DynamoDB's 38 digits or the decimal context's exponent range (``normalize()`` of
+``1e999999999`` raises ``decimal.Overflow``)."""
+DEPTH = 5000
+"""Deeper than ``json.loads`` can go (it raises ``RecursionError`` near 1,000)."""
+
+
+class Deep:
+    """JSON nested ``DEPTH`` deep in place of a value: raw text inside a JSON body (what a
+    hostile SQS or HTTP body holds), the parsed structure elsewhere."""
+
+    TEXT = "[" * DEPTH + "]" * DEPTH
+    PLACEHOLDER = "__deep_json__"
+
+    def __repr__(self) -> str:
+        return f"Deep({DEPTH})"
+
+    @staticmethod
+    def parsed() -> list[Any]:
+        value: list[Any] = []
+        for _ in range(DEPTH - 1):
+            value = [value]
+        return value
+
+
+DEEP = Deep()
+
+
+def materialise(doc: Any) -> Any:
+    """``doc`` with each :class:`Deep` left in it replaced by the nested structure."""
+    if isinstance(doc, Deep):
+        return Deep.parsed()
+    if isinstance(doc, dict):
+        return {k: materialise(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [materialise(v) for v in doc]
+    return doc
+
+
 OTHER_VALUES: tuple[Any, ...] = (
     0,
     -1,
@@ -98,7 +151,7 @@ json_values = st.recursive(
 
 @dataclass(frozen=True)
 class Mutation:
-    kind: str  # drop | retype | oversize | extra | random
+    kind: str  # drop | retype | huge | oversize | extra | deep | random
     path: Path
     value: Any = None
 
@@ -144,6 +197,18 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
+def _is_number(value: Any) -> bool:
+    """A number, or a string holding one (prices and amounts travel as strings)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    try:
+        return isinstance(value, str) and Decimal(value).is_finite()
+    except ArithmeticError:
+        return False
+
+
 def other_type(original: Any) -> st.SearchStrategy[Any]:
     pool = [v for v in OTHER_VALUES if type(v) is not type(original) or _is_nan(v)]
     return st.sampled_from([*pool, *HUGE_NUMBERS])
@@ -160,14 +225,29 @@ def mutations(doc: dict[str, Any], under: Path = ()) -> st.SearchStrategy[Mutati
     retype = st.sampled_from(leaves).flatmap(
         lambda pv: other_type(pv[1]).map(lambda v: Mutation("retype", pv[0], v))
     )
+    numeric = [p for p, v in leaves if _is_number(v)] or [p for p, _ in leaves]
+    huge = st.tuples(st.sampled_from(numeric), st.sampled_from(HUGE_NUMBERS)).map(
+        lambda pv: Mutation("huge", *pv)
+    )
     oversize = st.sampled_from(strings).map(lambda p: Mutation("oversize", p, OVERSIZED))
     if not under:
         dicts.insert(0, ())
     extra = st.tuples(st.sampled_from(dicts), json_values).map(
         lambda pv: Mutation("extra", pv[0], pv[1])
     )
+    deep = st.sampled_from([under, *(p for p, _ in found)]).map(
+        lambda p: Mutation("deep", p, DEEP) if p else Mutation("random", p, DEEP)
+    )
     random = json_values.map(lambda v: Mutation("random", under, v))
-    kinds = {"drop": drop, "retype": retype, "oversize": oversize, "extra": extra, "random": random}
+    kinds = {
+        "drop": drop,
+        "retype": retype,
+        "huge": huge,
+        "oversize": oversize,
+        "extra": extra,
+        "deep": deep,
+        "random": random,
+    }
     return st.sampled_from(list(kinds.values())).flatmap(lambda kind: kind)
 
 
@@ -183,16 +263,24 @@ def with_json_body(doc: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def encode_json_body(doc: Any, path: Path) -> Any:
-    """The inverse of :func:`with_json_body`, for whatever a mutation left at ``path``."""
+    """The inverse of :func:`with_json_body`, for whatever a mutation left at ``path`` (a
+    :class:`Deep` in it becomes raw text), then :func:`materialise` for the rest."""
     node = doc
     try:
         for key in path[:-1]:
             node = node[key]
-        if isinstance(node[path[-1]], dict):
-            node[path[-1]] = json.dumps(node[path[-1]])
+        if isinstance(node[path[-1]], dict | Deep):
+            text = json.dumps(node[path[-1]], default=lambda _: Deep.PLACEHOLDER)
+            node[path[-1]] = text.replace(f'"{Deep.PLACEHOLDER}"', Deep.TEXT)
     except (KeyError, IndexError, TypeError):
         pass
-    return doc
+    return materialise(doc)
+
+
+def inside_text(mutation: Mutation, body: Path) -> bool:
+    """Whether the mutation put deep nesting inside the JSON text at ``body``: the parser
+    stops there, so only the body as a whole can be named."""
+    return mutation.value is DEEP and mutation.path[: len(body)] == body
 
 
 # -- what a rejection must name ---------------------------------------------------------------
@@ -273,6 +361,9 @@ def assert_fuzzed(name: str) -> None:
     counts = OUTCOMES[name]
     assert sum(counts.values()) >= EXAMPLES
     assert sum(n for (outcome, _), n in counts.items() if outcome == "rejected") > 0
+    if FUZZ.derandomize:  # the default run: these examples, always
+        drawn = {kind for _, kind in counts}
+        assert {"huge", "deep"} <= drawn, f"{name}: no huge number or deep nesting drawn"
 
 
 # -- event handlers (pydantic in, ValidationError out) ----------------------------------------
@@ -296,7 +387,7 @@ def check_validating_handler(
         app = prepare()
         before = snapshot(aws)
         try:
-            result = app.handler(mutation.apply(sample), context)
+            result = app.handler(materialise(mutation.apply(sample)), context)
         except ValidationError as exc:
             assert names_field(mutation.field, problems_of(exc)), f"{mutation}: {exc}"
         except also_rejects as exc:
@@ -405,17 +496,18 @@ def test_fuzz_execute_rejects_bad_order_messages_and_places_nothing(
         app.set_dependencies(type(deps)(**{**deps.__dict__, "tasks": tasks}))
         before = snapshot(aws)
         event = encode_json_body(mutation.apply(doc), BODY)
+        field = BODY if inside_text(mutation, BODY) else mutation.field
         try:
             result = app.handler(event, context)
         except ValidationError as exc:  # not an SQS batch at all
-            assert names_field(mutation.field, problems_of(exc)), f"{mutation}: {exc}"
+            assert names_field(field, problems_of(exc)), f"{mutation}: {exc}"
         except BatchProcessingError as exc:  # the record failed: no token to answer
             assert tasks.answers == []
             causes = [e for _, e, _ in exc.child_exceptions]
             invalid = [e for e in causes if isinstance(e, ValidationError)]
             assert causes and invalid == causes, f"{mutation}: {causes}"
             problems = [p for e in invalid for p in problems_of(e)]
-            assert names_field(mutation.field, problems, BODY), f"{mutation}: {problems}"
+            assert names_field(field, problems, BODY), f"{mutation}: {problems}"
         else:
             assert result == {"batchItemFailures": []}, f"{mutation}: {result}"
             assert len(tasks.answers) == 1, f"{mutation}: {tasks.answers}"
@@ -425,7 +517,7 @@ def test_fuzz_execute_rejects_bad_order_messages_and_places_nothing(
                 return
             assert error == "FatalExchangeError"
             problems = cause_problems(cause.removeprefix("invalid order message: "))
-            assert names_field(mutation.field, problems, BODY), f"{mutation}: {cause}"
+            assert names_field(field, problems, BODY), f"{mutation}: {cause}"
         assert_untouched(aws, before, mutation)
         record("execute", "rejected", mutation)
 
@@ -477,6 +569,7 @@ def test_fuzz_api_answers_bad_requests_with_4xx_naming_the_field_and_changes_not
         app = function("api")
         before = snapshot(aws)
         event = encode_json_body(mutation.apply(doc), API_BODY)
+        field = API_BODY if inside_text(mutation, API_BODY) else mutation.field
         response = app.handler(event, context)
         status = response["statusCode"]
         if status < 400:
@@ -487,7 +580,7 @@ def test_fuzz_api_answers_bad_requests_with_4xx_naming_the_field_and_changes_not
         if status in (404, 405) and mutation.path[-1:] in ROUTING:
             record(name, "accepted", mutation)  # another route: not found is normal
             return
-        assert names_field(mutation.field, api_problems(response)), f"{mutation}: {response}"
+        assert names_field(field, api_problems(response)), f"{mutation}: {response}"
         assert_untouched(aws, before, mutation)
         record(name, "rejected", mutation)
 

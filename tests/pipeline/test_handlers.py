@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from pydantic import ValidationError
 
 from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
@@ -178,6 +179,13 @@ def test_signal_when_the_fast_average_crosses_up_then_returns_a_buy_intent(
         (lambda e: e["market"].update(symbol="ETHBTC"), "market.symbol"),
         (lambda e: e.pop("candle"), "candle"),
         (lambda e: e["candle"].update(close="NaN"), "candle.close"),
+        # Issue 10: these crashed with decimal.Overflow or were stored as prices.
+        (lambda e: e["candle"].update(high="1e999999999"), "candle.high"),
+        (lambda e: e["candle"].update(volume="1e999999999"), "candle.volume"),
+        (lambda e: e["candle"].update(low="1e-999999999"), "candle.low"),
+        (lambda e: e["candle"].update(high="1e30"), "candle.high"),
+        (lambda e: e["candle"].update(volume="0." + "1" * 39), "candle.volume"),
+        (lambda e: e["candle"].update(timestamp=10**30), "candle.timestamp"),
     ],
 )
 def test_signal_when_the_event_is_malformed_then_names_the_field_and_stores_nothing(
@@ -195,9 +203,13 @@ def test_signal_when_the_event_is_malformed_then_names_the_field_and_stores_noth
 # -- risk -------------------------------------------------------------------------------------
 
 
-def risk_app(function: Loader, now_ms: int) -> ModuleType:
+def risk_app(function: Loader, now_ms: int, *, stored: bool = True) -> ModuleType:
+    """The risk function at ``now_ms``; ``stored``: with the sample's candle in the candles
+    table, as ingestion (or signal) stored it before the decide workflow called risk."""
     app = function("risk")
     deps = app.build_dependencies()
+    if stored:
+        deps.candles.put(MARKET, [CandleClosed.model_validate(sample_event("signal")).candle])
     app.set_dependencies(type(deps)(**{**deps.__dict__, "clock": lambda: now_ms}))
     return app
 
@@ -252,6 +264,82 @@ def test_risk_when_the_same_intent_is_delivered_again_then_the_first_decision_st
     assert first["decision"]["approved"] is True
     assert again == first
     assert len(aws.items("IDEMPOTENCY_TABLE")) == 1
+
+
+def forged_risk_event(price: str) -> dict[str, Any]:
+    """A decide workflow started by a forged candle: the signal's close and the intent's
+    reference price agree with each other, not with the market."""
+    event = sample_event("risk")
+    event["signal"]["close"] = price
+    event["intent"]["reference_price"] = price
+    return event
+
+
+def test_risk_when_the_event_carries_a_wild_price_then_denies_against_the_stored_candle(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    """Issue 10: a reference price of 1e-12 sizes 5e9 ETH for 0.005 BTC; the stored close
+    (0.03527) shows the price for what it is."""
+    app = risk_app(function, sample_close_ms())
+
+    result = app.handler(forged_risk_event("1E-12"), context)
+
+    decision = result["decision"]
+    assert decision["approved"] is False
+    assert decision["amount"] is None
+    assert "PRICE_BAND" in decision["reasons"]
+    assert (
+        "reference price 0.000000000001 is 100.00% from the last stored close 0.03527"
+        in (decision["detail"])
+    )
+    assert aws.items("CONTROL_TABLE") == []  # a denial, not a halt
+    assert aws.bus_events() == []
+
+
+def test_risk_when_no_candle_is_stored_for_the_intent_then_denies_no_market_data(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    result = risk_app(function, sample_close_ms(), stored=False).handler(
+        sample_event("risk"), context
+    )
+
+    assert result["decision"]["approved"] is False
+    assert result["decision"]["reasons"] == ["NO_MARKET_DATA"]
+    assert result["decision"]["detail"] == (
+        "no stored candle of binance:ETH/BTC:5m at 1732623000000 (latest stored: none)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("intent.reference_price", "1e999999999"),
+        ("signal.close", "1e999999999"),
+        ("intent.reference_price", "1e30"),
+        ("signal.close", "1e30"),
+        ("intent.reference_price", "1e-999999999"),
+        ("signal.candle_time", 10**30),
+        ("intent.candle_time", 10**30),
+        ("intent.limit_price", "0." + "1" * 40),
+    ],
+)
+def test_risk_when_a_number_cannot_be_stored_then_names_the_field_and_writes_nothing(
+    aws: Aws, function: Loader, context: FakeContext, field: str, value: Any
+) -> None:
+    app = risk_app(function, sample_close_ms())
+    before = aws.items("CANDLES_TABLE")
+    event = sample_event("risk")
+    section, key = field.split(".")
+    event[section][key] = value
+
+    with pytest.raises(ValidationError) as raised:
+        app.handler(event, context)
+
+    assert field in {".".join(map(str, e["loc"])) for e in raised.value.errors()}
+    assert aws.items("CANDLES_TABLE") == before
+    assert aws.items("CONTROL_TABLE") == []
+    assert aws.items("IDEMPOTENCY_TABLE") == []
+    assert aws.bus_events() == []
 
 
 def test_risk_when_intent_is_for_another_market_then_names_the_field_and_writes_nothing(
@@ -432,6 +520,94 @@ def test_execute_when_the_body_is_invalid_but_has_a_token_then_fails_the_task_na
     assert ledger_status(aws, body["intent"]["intent_id"]) == "new"
 
 
+DEEP = "[" * 5000 + "]" * 5000
+"""JSON nested 5,000 deep: ``json.loads`` raises RecursionError on it."""
+
+
+def recording_execute_app(function: Loader, aws: Aws) -> tuple[ModuleType, RecordingTasks]:
+    app = execute_app(function, aws, sample_close_ms())
+    tasks = RecordingTasks()
+    app.set_dependencies(
+        type(app.dependencies())(**{**app.dependencies().__dict__, "tasks": tasks})
+    )
+    return app, tasks
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("decision.amount", "1e999999999"),
+        ("decision.amount", "1e27"),
+        ("decision.quote_amount", "-1e999999999"),
+        ("intent.reference_price", "1e-999999999"),
+        ("intent.candle_time", 10**30),
+        ("attempt", 10**30),
+    ],
+)
+def test_execute_when_a_number_cannot_be_stored_then_fails_the_task_naming_the_field(
+    aws: Aws, function: Loader, context: FakeContext, field: str, value: Any
+) -> None:
+    """Issue 10: ``decimal.Overflow`` used to fail the record, so the task was never answered
+    and the message went to the dead-letter queue."""
+    body = json.loads(sample_event("execute")["Records"][0]["body"])
+    record_intent(aws, body)
+    app, tasks = recording_execute_app(function, aws)
+    node = body
+    *parents, last = field.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+
+    result = app.handler(sqs_event(body), context)
+
+    assert result == {"batchItemFailures": []}
+    assert len(tasks.answers) == 1
+    error, cause = tasks.answers[0]
+    assert error == "FatalExchangeError"
+    assert cause.startswith(f"invalid order message: {field}: ")
+    assert paper_orders(aws) == 0
+    assert ledger_status(aws, body["intent"]["intent_id"]) == "new"
+
+
+@pytest.mark.parametrize(
+    "where", ["intent", "decision.amount", "zz_extra"], ids=["field", "leaf", "extra"]
+)
+def test_execute_when_the_body_is_nested_5000_deep_then_still_answers_the_task(
+    aws: Aws, function: Loader, context: FakeContext, where: str
+) -> None:
+    body = json.loads(sample_event("execute")["Records"][0]["body"])
+    record_intent(aws, body)
+    intent_id = body["intent"]["intent_id"]
+    app, tasks = recording_execute_app(function, aws)
+    node = body
+    *parents, last = where.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = "__DEEP__"
+    text = json.dumps(body).replace('"__DEEP__"', DEEP)
+
+    result = app.handler(sqs_event(text), context)
+
+    assert result == {"batchItemFailures": []}
+    assert [error for error, _ in tasks.answers] == ["FatalExchangeError"]
+    assert tasks.answers[0][1].startswith("invalid order message: body: Invalid JSON: recursion")
+    assert paper_orders(aws) == 0
+    assert ledger_status(aws, intent_id) == "new"
+
+
+def test_execute_when_a_deep_body_has_no_token_then_the_record_fails_as_invalid(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    app, tasks = recording_execute_app(function, aws)
+
+    with pytest.raises(BatchProcessingError) as raised:
+        app.handler(sqs_event(DEEP), context)
+
+    assert [type(e) for _, e, _ in raised.value.child_exceptions] == [ValidationError]
+    assert tasks.answers == []
+    assert paper_orders(aws) == 0
+
+
 def test_execute_when_the_body_is_not_json_then_the_record_fails_and_nothing_is_placed(
     aws: Aws, function: Loader, context: FakeContext
 ) -> None:
@@ -560,17 +736,104 @@ def test_api_when_halted_then_state_is_halted_by_the_caller_and_the_change_is_pu
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({}, "reason"), ({"reason": ""}, "reason"), ({"reason": "x", "force": True}, "force")],
+    [
+        ({}, "reason"),
+        ({"reason": ""}, "reason"),
+        ({"reason": "x", "force": True}, "force"),
+        ({"reason": "x", "changed_by": "arn:aws:iam::1:root"}, "changed_by"),
+        ({"reason": "stop\u0000now"}, "reason"),
+        ({"reason": "all good \u202eyad emag"}, "reason"),
+        ({"reason": "game day\r\nstate: ACTIVE"}, "reason"),
+        ({"reason": "game day\u2028state: ACTIVE"}, "reason"),
+        ({"reason": "x", "note": "__DEEP__"}, "body"),
+        ("__DEEP__", "body"),
+        ({"reason": "1e999999999"}, None),
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "extra",
+        "who-from-body",
+        "nul",
+        "bidi-override",
+        "crlf",
+        "line-separator",
+        "deep-field",
+        "deep-body",
+        "number-text-is-fine",
+    ],
 )
 def test_api_halt_when_the_body_is_invalid_then_422_names_the_field_and_nothing_changes(
-    aws: Aws, function: Loader, context: FakeContext, body: Any, field: str
+    aws: Aws, function: Loader, context: FakeContext, body: Any, field: str | None
 ) -> None:
-    response = function("api").handler(api_event("POST", "/halt", body), context)
+    text = json.dumps(body).replace('"__DEEP__"', DEEP)
 
+    response = function("api").handler(api_event("POST", "/halt", text), context)
+
+    if field is None:  # a reason that only looks like a number is a reason
+        assert response["statusCode"] == 200
+        return
     assert response["statusCode"] == 422
     assert field in [e["field"] for e in json.loads(response["body"])["errors"]]
     assert aws.items("CONTROL_TABLE") == []
     assert aws.bus_events() == []
+
+
+def test_api_halt_when_the_reason_hides_characters_then_the_message_says_which(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    response = function("api").handler(
+        api_event("POST", "/halt", {"reason": "ok\u202etxt.exe"}), context
+    )
+
+    errors = json.loads(response["body"])["errors"]
+    assert errors == [
+        {
+            "field": "reason",
+            "message": "Text must not contain control, format or line separator characters "
+            "(U+202E at 2)",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "authorizer",
+    [None, {}, {"iam": None}, {"iam": {"userArn": ""}}, {"jwt": {"claims": {"sub": "x"}}}],
+    ids=["no-authorizer", "empty", "iam-null", "blank-arn", "not-iam"],
+)
+def test_api_halt_without_a_verified_iam_identity_then_403_and_nothing_changes(
+    aws: Aws, function: Loader, context: FakeContext, authorizer: Any
+) -> None:
+    """The audit trail names who API Gateway verified; a request without one (a route
+    deployed without IAM auth by mistake) changes nothing rather than writing "api"."""
+    event = api_event("POST", "/halt", {"reason": "game day"})
+    if authorizer is None:
+        del event["requestContext"]["authorizer"]
+    else:
+        event["requestContext"]["authorizer"] = authorizer
+
+    response = function("api").handler(event, context)
+
+    assert response["statusCode"] == 403
+    assert json.loads(response["body"])["errors"][0]["field"] == "requestContext.authorizer.iam"
+    assert aws.items("CONTROL_TABLE") == []
+    assert aws.bus_events() == []
+
+
+def test_api_halt_records_the_verified_identity_and_ignores_identity_headers(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    event = api_event("POST", "/halt", {"reason": "game day"})
+    event["headers"]["x-amz-user"] = "arn:aws:iam::123456789012:user/someone-else"
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = (
+        "arn:aws:sts::123456789012:assumed-role/Operator/alice"
+    )
+
+    response = function("api").handler(event, context)
+
+    assert response["statusCode"] == 200
+    record = ControlStore(aws.dynamodb, aws.tables["CONTROL_TABLE"]).get()
+    assert record.changed_by == "arn:aws:sts::123456789012:assumed-role/Operator/alice"
 
 
 def test_api_orders_when_status_is_unknown_then_422_names_status(

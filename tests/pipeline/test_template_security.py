@@ -608,3 +608,11 @@ def test_the_secret_key_decrypts_only_for_execute_and_reconcile_through_secrets_
     assert kms_allows(key_policy, EVERYTHING, kms("kms:PutKeyPolicy", ADMIN_ARN, via=False))
     for statement in key_policy:
         assert statement["Principal"] == {"AWS": ROOT_ARN}, statement["Sid"]
+
+
+def test_risk_may_query_the_candles_it_checks_prices_against(template: dict[str, Any]) -> None:
+    """Risk reads the latest stored candle itself (CandleStore.latest, a Query) rather than
+    trusting the event's price; its role must name that table, not only a SAM template."""
+    written = [s for s in role_statements(template, "RiskFunction") if s.get("Resource") != "*"]
+    assert allows(written, Request("dynamodb:Query", arn_of(template, "CandlesTable")))
+    assert not allows(written, Request("dynamodb:PutItem", arn_of(template, "CandlesTable")))

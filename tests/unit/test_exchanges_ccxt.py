@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import traceback
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import ccxt
 import pytest
@@ -245,7 +248,10 @@ def test_read_error_translates_by_class_to_domain_error(
         exchange.fetch_balance()
     assert type(caught.value) is domain
     assert caught.value.code == code
-    assert isinstance(caught.value.__cause__, ccxt_error)
+    assert f"{ccxt_error.__name__}: binance GET /api/v3/account 500" in str(caught.value)
+    # The ccxt exception is not kept: its text may hold credentials (issue 10).
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
 
 
 @pytest.mark.parametrize(("ccxt_error", "domain", "code"), CREATE_CASES)
@@ -279,6 +285,153 @@ def test_translation_ignores_the_message_text() -> None:
 def test_translating_a_non_ccxt_exception_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         translate_ccxt_error(ValueError("nope"))
+
+
+# -- credentials in ccxt errors (issue 10) ---------------------------------------------------
+
+CREDENTIALS = {
+    "apiKey": "UNITKEY-4e1f+9a7c/2b6d=83f0-c5e2",
+    "secret": 'UNITSECRET-7d2a+e5b1/94c8=0f6a "3b9e\\d7c4" \u00fc21',
+    "password": "UNITPASS-b83e&41c9?d7f2#a6e0",
+}
+
+
+def spellings(value: str) -> list[str]:
+    """How a request may carry ``value``: as is, URL-encoded (either hex case, ``+`` for a
+    space) and JSON-escaped (ASCII-only or not)."""
+    encoded = [
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    ]
+    return [*encoded, *(form.lower() for form in encoded if "%" in form)]
+
+
+def leaked(text: str, window: int = 8) -> list[str]:
+    """The ``window``-character pieces of any spelling of a credential found in ``text``."""
+    return [
+        form[i : i + window]
+        for value in CREDENTIALS.values()
+        for form in spellings(value)
+        for i in range(len(form) - window + 1)
+        if form[i : i + window] in text
+    ]
+
+
+def echoing_request() -> str:
+    """What an exchange error may say: the signed request with every credential, spelled
+    every way."""
+    key, secret, password = CREDENTIALS["apiKey"], CREDENTIALS["secret"], CREDENTIALS["password"]
+    return (
+        f"binance GET https://api.binance.com/api/v3/account?apiKey={quote_plus(key)}"
+        f"&secret={quote(secret, safe='')}&password={quote(password, safe='').lower()} "
+        + json.dumps({"apiKey": key, "secret": secret, "password": password})
+        + f" {json.dumps({'echo': secret}, ensure_ascii=False)} plain {key} {secret} {password}"
+    )
+
+
+def rendered(error: BaseException) -> str:
+    """Everything a log line, a Lambda errorMessage or a trace could show of ``error``."""
+    return "\n".join(
+        [str(error), repr(error), "".join(traceback.format_exception(error)), str(error.args)]
+    )
+
+
+@pytest.fixture
+def signed(binance: ccxt.binance, monkeypatch: pytest.MonkeyPatch) -> ccxt.binance:
+    """A real ccxt.binance holding the credentials, whose every request fails authentication
+    echoing them."""
+    client = ccxt.binance(dict(CREDENTIALS))
+    client.set_markets([CCXT_MARKET])
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ccxt.AuthenticationError(echoing_request())
+
+    monkeypatch.setattr(client, "fetch", refuse)
+    return client
+
+
+def test_echoing_request_holds_every_credential_in_every_spelling() -> None:
+    text = echoing_request()
+
+    for value in CREDENTIALS.values():
+        assert value in text
+        url_encoded = (quote(value, safe=""), quote(value, safe="").lower(), quote_plus(value))
+        assert any(form in text for form in url_encoded)
+        assert json.dumps(value)[1:-1] in text
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ex: ex.fetch_balance(),
+        lambda ex: ex.fetch_open_orders(MARKET),
+        lambda ex: ex.fetch_closed_orders(MARKET, 0),
+        lambda ex: ex.fetch_order_by_client_id(MARKET, CID),
+        lambda ex: ex.create_order(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+        ),
+    ],
+    ids=["balance", "open", "closed", "lookup", "create"],
+)
+def test_auth_error_echoing_the_credentials_when_translated_then_no_spelling_is_kept(
+    signed: ccxt.binance, call: Any
+) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        call(CcxtExchange(signed))
+
+    error = caught.value
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert error.detail.startswith("AuthenticationError: binance GET https://api.binance.com")
+    assert "apiKey=***&secret=***&password=***" in error.detail
+    assert leaked(rendered(error)) == []
+
+
+def test_translation_when_a_credential_straddles_the_cut_then_no_part_of_it_is_kept() -> None:
+    key = CREDENTIALS["apiKey"]
+    text = "binance " + "x" * 280 + f"apiKey={key}&more"
+
+    error = translate_ccxt_error(ccxt.AuthenticationError(text), secrets=[key])
+
+    assert "apiKey=***&m" in error.detail  # redacted, then cut to 300
+    assert leaked(rendered(error), window=5) == []
+
+
+def test_a_store_failing_while_the_translated_error_is_handled_then_its_chain_has_no_key(
+    signed: ccxt.binance,
+) -> None:
+    """What issue 10 reproduced: a DynamoDB throttle inside ``except ExchangeError`` chains
+    the translated error, which must not chain the ccxt one."""
+
+    def halt_after(exchange: CcxtExchange) -> None:
+        try:
+            exchange.fetch_balance()
+        except ExchangeError:
+            raise RuntimeError("ProvisionedThroughputExceededException") from None
+
+    with pytest.raises(RuntimeError) as caught:
+        halt_after(CcxtExchange(signed))
+
+    chain: list[BaseException] = []
+    link: BaseException | None = caught.value
+    while link is not None:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    assert [type(e) for e in chain] == [RuntimeError, AuthenticationFailed]
+    assert leaked("\n".join(rendered(e) for e in chain)) == []
+
+
+def test_secrets_handed_to_the_adapter_are_redacted_too(fake: FakeCcxt) -> None:
+    fake.errors["fetch_balance"] = ccxt.ExchangeError(f"binance echo {quote('sk live 123')}")
+
+    with pytest.raises(FatalExchangeError) as caught:
+        CcxtExchange(fake, secrets=["sk live 123"]).fetch_balance()
+
+    assert str(caught.value) == "exchange_error: ExchangeError: binance echo ***"
 
 
 @pytest.mark.parametrize(

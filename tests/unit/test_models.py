@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tickstep.models import (
     Candle,
@@ -16,6 +16,7 @@ from tickstep.models import (
     Order,
     OrderStatus,
     OrderType,
+    PlainText,
     ReasonCode,
     RiskDecision,
     Side,
@@ -172,3 +173,76 @@ def test_amount_to_precision_never_rounds_up_and_lands_on_a_step(
     assert rounded <= amount
     assert amount - rounded < step
     assert rounded % step == 0
+
+
+# -- numbers that cannot be stored or computed with, and hidden characters (issue 10) --------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1e999999999", "less than 1E+18"),
+        ("-1e999999999", "greater than 0"),
+        ("1e30", "less than 1E+18"),
+        (1e308, "less than 1E+18"),
+        ("1e-999999999", "at least 1E-130"),
+        ("1e-131", "at least 1E-130"),
+        ("0." + "1" * 39, "more than 38 significant digits"),
+        ("9" * 40, "less than 1E+18"),
+        ("Infinity", "finite number"),
+    ],
+)
+def test_a_price_that_cannot_be_stored_when_validated_then_names_the_field_not_a_crash(
+    value: object, message: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Candle.model_validate({**CANDLE, "close": value})
+
+    assert field_names(raised.value) >= {"close"}
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["0.00000000000000000000000000000000000012", "999999999999999999.5", "1E-130", "0"]
+)
+def test_an_amount_dynamodb_holds_when_validated_then_it_is_kept_exactly(value: str) -> None:
+    candle = Candle.model_validate({**CANDLE, "volume": value})
+
+    assert candle.volume == Decimal(value)
+
+
+def test_significant_digits_when_trailing_zeros_then_they_do_not_count() -> None:
+    candle = Candle.model_validate({**CANDLE, "volume": "1" + "0" * 17 + ".000000000000000000000"})
+
+    assert candle.volume == Decimal("1E+17")
+
+
+@pytest.mark.parametrize("value", [10**30, 2**63, 253_402_300_800_000])
+def test_a_timestamp_beyond_year_9999_when_validated_then_names_the_field(value: int) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Candle.model_validate({**CANDLE, "timestamp": value})
+
+    assert field_names(raised.value) == {"timestamp"}
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("stop\x00now", "0000"),
+        ("stop\u202enow", "202E"),
+        ("stop\r\nnow", "000D"),
+        ("stop\nnow", "000A"),
+        ("stop\u2028now", "2028"),
+        ("stop\u200bnow", "200B"),
+        ("stop\ud800now", "D800"),
+    ],
+    ids=["nul", "bidi-override", "crlf", "lf", "line-separator", "zero-width", "surrogate"],
+)
+def test_plain_text_when_it_hides_characters_then_names_the_character(text: str, code: str) -> None:
+    with pytest.raises(ValidationError, match=f"U\\+{code} at 4"):
+        TypeAdapter(PlainText).validate_python(text)
+
+
+def test_plain_text_when_printable_in_any_script_then_kept() -> None:
+    text = "exchange incident: Ümlaut, 日本語, emoji 🚨, tabs? no"
+    assert TypeAdapter(PlainText).validate_python(text) == text

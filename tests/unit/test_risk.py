@@ -29,6 +29,7 @@ from tickstep.risk import (
     check_balance,
     check_cooldown,
     check_market_amount,
+    check_market_data,
     check_market_notional,
     check_max_daily_loss,
     check_max_drawdown,
@@ -356,8 +357,72 @@ def test_check_price_band_when_limit_price_rounds_to_zero_then_denies() -> None:
     assert (check.ok, check.reason) == (False, ReasonCode.PRICE_BAND)
 
 
-def test_check_price_band_when_market_order_then_allows_any_reference_price() -> None:
-    assert check_price_band(intent(price=D("0.09")), context(), limits()).ok
+def test_check_price_band_when_market_order_near_the_stored_close_then_allows() -> None:
+    assert check_price_band(intent(price=D("0.07708")), context(), limits()).ok  # +4.997%
+
+
+def test_check_price_band_when_a_market_order_is_priced_far_from_the_stored_close_then_denies() -> (
+    None
+):
+    """A forged event makes the signal's close and the reference price agree: the band is
+    checked against the close risk read itself."""
+    for price in (D("0.09"), D("1E-12")):
+        check = check_price_band(intent(price=price), context(), limits())
+
+        assert (check.ok, check.reason) == (False, ReasonCode.PRICE_BAND)
+        assert "reference price" in check.detail
+        assert "last stored close 0.07341" in check.detail
+
+
+def test_evaluate_when_the_reference_price_is_wild_then_denies_the_huge_amount_it_sizes() -> None:
+    wild = intent(price=D("1E-12"))
+
+    assert size_order(wild, context(), limits()) == D("5000000000")  # 0.005 / 1e-12
+    decision = evaluate(wild, context(free_quote="1000"), limits())
+
+    assert not decision.approved
+    assert decision.amount is None
+    assert decision.reasons[0] is ReasonCode.PRICE_BAND
+
+
+def test_check_market_data_when_no_candle_is_stored_then_denies_naming_the_market() -> None:
+    check = check_market_data(BUY, context(last_candle_time=None, last_close=None), limits())
+
+    assert (check.ok, check.reason) == (False, ReasonCode.NO_MARKET_DATA)
+    assert check.detail == (
+        f"no stored candle of binance:ETH/BTC:5m at {CANDLE_TIME} (latest stored: none)"
+    )
+
+
+def test_check_market_data_when_the_stored_candle_is_older_than_the_intent_then_denies() -> None:
+    ctx = context(last_candle_time=CANDLE_TIME - TIMEFRAME_MS)
+
+    check = check_market_data(BUY, ctx, limits())
+
+    assert (check.ok, check.reason) == (False, ReasonCode.NO_MARKET_DATA)
+
+
+def test_check_market_data_when_the_intent_candle_or_a_newer_one_is_stored_then_allows() -> None:
+    assert check_market_data(BUY, context(), limits()).ok
+    assert check_market_data(BUY, context(last_candle_time=CANDLE_TIME + TIMEFRAME_MS), limits()).ok
+
+
+def test_evaluate_when_no_candle_is_stored_then_denies_with_no_market_data_only() -> None:
+    decision = evaluate(BUY, context(last_candle_time=None, last_close=None), limits())
+
+    assert decision.reasons == (ReasonCode.NO_MARKET_DATA,)
+
+
+def test_check_stale_data_when_a_newer_candle_is_stored_but_the_intent_is_old_then_denies() -> None:
+    """A late redelivery: the market data is fresh, the candle the intent was decided on is
+    not."""
+    ctx = context(
+        now_ms=CANDLE_TIME + 4 * TIMEFRAME_MS, last_candle_time=CANDLE_TIME + 3 * TIMEFRAME_MS
+    )
+
+    check = check_stale_data(BUY, ctx, limits())
+
+    assert (check.ok, check.reason) == (False, ReasonCode.STALE_DATA)
 
 
 # --- market rules -------------------------------------------------------------------------

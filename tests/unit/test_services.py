@@ -51,6 +51,7 @@ from tickstep.services import (
     reconcile,
     run_execute,
     set_trading_state,
+    task_token_of,
 )
 from tickstep.stores import (
     DEFAULT_TRADING_STATE,
@@ -440,10 +441,39 @@ def risk_input(intent: OrderIntent) -> RiskInput:
     return RiskInput(signal=signal, intent=intent)
 
 
-def run_risk(portfolio: FakePortfolio, control: FakeControl, bus: FakeBus, now: int) -> Any:
+def stored(intent: OrderIntent, close: str | None = None) -> FakeCandles:
+    """The candles table after ingestion stored the intent's candle."""
+    price = Decimal(close) if close else intent.reference_price
+    candles = FakeCandles()
+    candles.put(
+        intent.market,
+        [
+            Candle(
+                timestamp=intent.candle_time,
+                open=price,
+                high=price,
+                low=price,
+                close=price,
+                volume=Decimal(1),
+            )
+        ],
+    )
+    return candles
+
+
+def run_risk(
+    portfolio: FakePortfolio,
+    control: FakeControl,
+    bus: FakeBus,
+    now: int,
+    *,
+    request: RiskInput | None = None,
+    candles: FakeCandles | None = None,
+) -> Any:
     return check_risk(
-        risk_input(buy_intent()),
+        request or risk_input(buy_intent()),
         limits=DEFAULT_LIMITS,
+        candles=stored(buy_intent()) if candles is None else candles,
         portfolio=portfolio,
         control=control,
         publisher=bus,
@@ -476,6 +506,55 @@ def test_risk_when_daily_loss_is_reached_then_halts_once_and_publishes_once() ->
     assert control.record.changed_by == "risk"
     assert [e[1] for e in bus.events] == ["TradingStateChanged"]
     assert ReasonCode.TRADING_HALTED in second.decision.reasons
+
+
+def forged(price: str) -> RiskInput:
+    """An event whose signal and intent agree on a price the market never had."""
+    return risk_input(buy_intent(price=price))
+
+
+def test_risk_when_the_event_price_is_wild_then_denies_against_the_stored_close() -> None:
+    intent = buy_intent()
+    now = intent.candle_time + TF
+
+    out = run_risk(FakePortfolio(), FakeControl(), FakeBus(), now, request=forged("1E-12"))
+
+    assert not out.decision.approved
+    assert ReasonCode.PRICE_BAND in out.decision.reasons
+    assert "last stored close 0.05" in out.decision.detail
+
+
+def test_risk_when_no_candle_is_stored_for_the_intent_then_denies_no_market_data() -> None:
+    intent = buy_intent()
+    empty = FakeCandles()
+    older = stored(buy_intent(i=8))
+
+    for candles in (empty, older):
+        out = run_risk(
+            FakePortfolio(), FakeControl(), FakeBus(), intent.candle_time + TF, candles=candles
+        )
+
+        assert not out.decision.approved
+        assert out.decision.reasons == (ReasonCode.NO_MARKET_DATA,)
+
+
+def test_risk_when_a_wild_event_price_then_positions_are_valued_at_the_stored_close() -> None:
+    """Valued at the event's 1e-12, a held position would look like a drawdown and halt."""
+    portfolio, control = FakePortfolio(), FakeControl()
+    portfolio.set_position(
+        Position(market=MARKET, amount=Decimal(1), average_price=Decimal("0.05"))
+    )
+    portfolio.put_balances({"BTC": Balance(currency="BTC", free=Decimal("0.05"))}, 0)
+    now = buy_intent().candle_time + TF
+    portfolio.account_record = AccountRecord(
+        peak_equity=Decimal("0.1"), day=now // 86_400_000, day_start_equity=Decimal("0.1")
+    )
+
+    out = run_risk(portfolio, control, FakeBus(), now, request=forged("1E-12"))
+
+    assert out.decision.new_trading_state is None
+    assert control.record.state is TradingState.ACTIVE
+    assert ReasonCode.MAX_DRAWDOWN not in out.decision.reasons
 
 
 def test_risk_input_when_intent_is_for_another_candle_then_names_the_field() -> None:
@@ -665,6 +744,37 @@ def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secre
     assert outcome.cause is not None and "CANARY" not in outcome.cause
     assert control.record.state is TradingState.HALTED
     assert bus.events[0][1] == "TradingStateChanged"
+
+
+def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained() -> None:
+    """A throttled control table while halting must not carry the exchange error (and its
+    text) in its chain: Powertools prints the whole chain in the batch's failure."""
+    intent = buy_intent()
+    orders = FakeOrders()
+    orders.add_intent(intent, approved(intent))
+
+    class Throttled(FakeControl):
+        def get(self) -> TradingStateRecord:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+
+    class Locked(LaggingExchange):
+        def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
+            raise AuthenticationFailed("invalid key CANARY-SECRET-123", code="authentication")
+
+    with pytest.raises(RuntimeError) as raised:
+        run_execute(
+            command(intent),
+            exchange=Locked(paper(0)),
+            orders=orders,
+            portfolio=FakePortfolio(),
+            control=Throttled(),
+            publisher=FakeBus(),
+            now_ms=1,
+            secrets=("CANARY-SECRET-123",),
+        )
+
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None
 
 
 def test_execute_when_exchange_refuses_the_amount_then_fatal_error_is_the_answer() -> None:
@@ -900,3 +1010,45 @@ def test_set_trading_state_when_halted_by_operator_then_state_and_event_name_the
     assert control.record == record
     assert bus.events[0][2]["previous"] == "ACTIVE"
     assert bus.events[0][2]["current"]["changed_by"] == "alice"
+
+
+# -- the order message's task token -----------------------------------------------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [
+        ('{"task_token": "t-1", "intent": ' + DEEP + "}", "t-1"),
+        ('{"intent": {"a": ' + DEEP + '}, "task_token": "t-\\u00e9"}', "t-\u00e9"),
+        ('{"x": {"task_token": "inner"}, "y": "},]\\"", "task_token" : "outer"}', "outer"),
+        ('{"amount": 1e999999999, "task_token": "t-2"}', "t-2"),
+        ('{"task_token": "t-3"', "t-3"),
+        (DEEP, None),
+        ("{}", None),
+        ('{"task_token": 5}', None),
+        ('{"task_token": ""}', None),
+        ('{"task_token": "' + "x" * 4097 + '"}', None),
+        ('{"task_token": "unterminated', None),
+        ("not json", None),
+    ],
+    ids=[
+        "deep-after",
+        "deep-before",
+        "nested-and-strings",
+        "huge-number",
+        "truncated-after-token",
+        "deep-array",
+        "empty",
+        "not-a-string",
+        "blank",
+        "too-long",
+        "bad-string",
+        "not-json",
+    ],
+)
+def test_task_token_of_reads_only_the_top_level_and_never_recurses(
+    body: str, token: str | None
+) -> None:
+    assert task_token_of(body) == token

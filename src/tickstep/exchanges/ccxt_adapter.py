@@ -4,15 +4,20 @@ ccxt costs 0.4-2.6 s to import, so this module imports it only inside functions:
 :mod:`tickstep.exchanges` stays cheap, and by the time a method runs the client exists, so ccxt
 is already loaded. Numbers cross into ccxt as the strings its own precision helpers return and
 come back as ``Decimal(str(x))``.
+
+A ccxt exception's text may echo the signed request, credentials included, so a translated
+error keeps only that text redacted (every credential of the client, in any encoding: see
+:mod:`tickstep.redaction`) and never the ccxt exception itself: it is raised with no
+``__cause__`` and no ``__context__``, so no traceback, ``repr`` or failure message built from
+it later (Powertools' ``BatchProcessingError`` prints every chained exception) can show a key.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from tickstep.exchanges.errors import (
     AmbiguousOrderError,
@@ -32,8 +37,17 @@ from tickstep.models import (
     OrderType,
     Side,
 )
+from tickstep.redaction import redact
 
-__all__ = ["ERROR_TABLE", "CcxtExchange", "build_ccxt_client", "translate_ccxt_error"]
+__all__ = [
+    "CREDENTIALS",
+    "ERROR_TABLE",
+    "CcxtExchange",
+    "build_ccxt_client",
+    "translate_ccxt_error",
+]
+
+T = TypeVar("T")
 
 _Domain = type[ExchangeError]
 
@@ -65,32 +79,27 @@ ERROR_TABLE: tuple[tuple[str, str, _Domain, _Domain], ...] = (
 )
 """ccxt exception class -> domain error, for reads and for order creation."""
 
+CREDENTIALS = ("apiKey", "secret", "password", "uid", "login", "twofa", "privateKey", "token")
+"""The ccxt client attributes that hold credentials (ccxt's ``requiredCredentials`` keys)."""
 _MESSAGE_MAX = 300
 _CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 _TICK_SIZE = 4
 _DECIMAL_PLACES = 2
 
 
-def translate_ccxt_error(exc: Exception, *, creating: bool = False) -> ExchangeError:
-    """The domain error for a ccxt exception, chosen by its class, never by its text."""
+def translate_ccxt_error(
+    exc: Exception, *, creating: bool = False, secrets: Iterable[str | None] = ()
+) -> ExchangeError:
+    """The domain error for a ccxt exception, chosen by its class, never by its text; the
+    text kept is redacted of ``secrets`` before it is cut, so no piece of one survives."""
     import ccxt
 
     for name, code, on_read, on_create in ERROR_TABLE:
         if isinstance(exc, getattr(ccxt, name)):
             domain = on_create if creating else on_read
-            text = str(exc)[:_MESSAGE_MAX]
+            text = redact(str(exc), secrets)[:_MESSAGE_MAX]
             return domain(f"{type(exc).__name__}: {text}", code=code)
-    raise TypeError(f"not a ccxt error: {type(exc).__name__}") from exc
-
-
-@contextmanager
-def _translated(*, creating: bool = False) -> Iterator[None]:
-    import ccxt
-
-    try:
-        yield
-    except ccxt.BaseError as exc:
-        raise translate_ccxt_error(exc, creating=creating) from exc
+    raise TypeError(f"not a ccxt error: {type(exc).__name__}")
 
 
 def build_ccxt_client(
@@ -235,6 +244,7 @@ class CcxtExchange:
     ``lookup_by_fetch_order`` makes clientOrderId lookups one ``fetch_order`` call with
     ``params={"clientOrderId": ...}`` — only for exchanges that support it (Binance does);
     otherwise open orders, then closed orders of the last ``closed_lookback_ms``, are scanned.
+    ``secrets`` are redacted from every error, besides the client's own :data:`CREDENTIALS`.
     """
 
     def __init__(
@@ -244,22 +254,39 @@ class CcxtExchange:
         clock: Callable[[], int] | None = None,
         lookup_by_fetch_order: bool = False,
         closed_lookback_ms: int = 86_400_000,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._client = client
         self._clock: Callable[[], int] = clock or client.milliseconds
         self._lookup_by_fetch_order = lookup_by_fetch_order
         self._closed_lookback_ms = closed_lookback_ms
+        self._secrets = tuple(secrets)
 
     @property
     def client(self) -> Any:
         return self._client
 
+    def _credentials(self) -> list[str]:
+        found = [getattr(self._client, name, None) for name in CREDENTIALS]
+        return [*self._secrets, *(value for value in found if isinstance(value, str))]
+
+    def _call(self, call: Callable[[], T], *, creating: bool = False) -> T:
+        """``call()``, a ccxt error raised as its domain error with nothing chained."""
+        import ccxt
+
+        try:
+            return call()
+        except ccxt.BaseError as exc:
+            error = translate_ccxt_error(exc, creating=creating, secrets=self._credentials())
+        # Raised here, after the except block, so that Python does not set the ccxt
+        # exception as the error's __context__ (``raise ... from None`` only hides it).
+        raise error
+
     def _order(self, raw: dict[str, Any], market: Market) -> Order:
         return parse_ccxt_order(raw, market, now_ms=self._clock())
 
     def market_rules(self, symbol: str) -> MarketRules:
-        with _translated():
-            markets = self._client.load_markets()  # ccxt caches: one request per client
+        markets = self._call(self._client.load_markets)  # ccxt caches: one request per client
         raw = (markets or {}).get(symbol)
         if raw is None:
             raise FatalExchangeError(f"{symbol} is not listed", code="bad_symbol")
@@ -278,8 +305,9 @@ class CcxtExchange:
     ) -> list[Candle]:
         """Closed candles only: the last row is usually still forming and is dropped, so up to
         one fewer than ``limit`` may come back."""
-        with _translated():
-            rows = self._client.fetch_ohlcv(market.symbol, market.timeframe, since_ms, limit)
+        rows = self._call(
+            lambda: self._client.fetch_ohlcv(market.symbol, market.timeframe, since_ms, limit)
+        )
         now = self._clock()
         length = market.timeframe_ms
         candles = []
@@ -320,7 +348,8 @@ class CcxtExchange:
         if (order_type is OrderType.LIMIT) != (price is not None):
             raise FatalExchangeError("price: required for limit orders only", code="invalid_order")
         symbol = market.symbol
-        with _translated():
+
+        def to_precision() -> tuple[str, str | None, str | None]:
             self._client.load_markets()
             amount_text = self._client.amount_to_precision(symbol, str(amount))
             price_text = (
@@ -333,20 +362,22 @@ class CcxtExchange:
                 and bool(self._client.has.get("createMarketBuyOrderWithCost"))
             )
             cost_text = self._client.cost_to_precision(symbol, str(cost)) if by_cost else None
-        with _translated(creating=True):
+            return amount_text, price_text, cost_text
+
+        def send() -> dict[str, Any]:
+            params = {"clientOrderId": client_order_id}
             if cost_text is not None:
-                raw = self._client.create_market_buy_order_with_cost(
-                    symbol, float(cost_text), {"clientOrderId": client_order_id}
+                sent: dict[str, Any] = self._client.create_market_buy_order_with_cost(
+                    symbol, float(cost_text), params
                 )
             else:
-                raw = self._client.create_order(
-                    symbol,
-                    order_type.value,
-                    side.value,
-                    amount_text,
-                    price_text,
-                    {"clientOrderId": client_order_id},
+                sent = self._client.create_order(
+                    symbol, order_type.value, side.value, amount_text, price_text, params
                 )
+            return sent
+
+        amount_text, price_text, cost_text = self._call(to_precision)
+        raw = self._call(send, creating=True)
         try:
             return parse_ccxt_order(
                 raw,
@@ -359,48 +390,50 @@ class CcxtExchange:
                 client_order_id=client_order_id,
             )
         except Exception as exc:
-            raise AmbiguousOrderError(
-                f"order accepted, response unreadable: {exc}"[:_MESSAGE_MAX],
+            unreadable = AmbiguousOrderError(
+                redact(f"order accepted, response unreadable: {exc}", self._credentials())[
+                    :_MESSAGE_MAX
+                ],
                 code="unreadable_response",
-            ) from exc
+            )
+        raise unreadable
 
     def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
         if self._lookup_by_fetch_order:
             import ccxt
 
-            with _translated():
+            def fetch_order() -> dict[str, Any] | None:
                 try:
-                    raw = self._client.fetch_order(
+                    found: dict[str, Any] = self._client.fetch_order(
                         client_order_id, market.symbol, {"clientOrderId": client_order_id}
                     )
                 except ccxt.OrderNotFound:
                     return None
-            return self._order(raw, market)
-        with _translated():
-            for raw in self._client.fetch_open_orders(market.symbol):
-                if raw.get("clientOrderId") == client_order_id:
-                    return self._order(raw, market)
-            since = self._clock() - self._closed_lookback_ms
-            for raw in self._client.fetch_closed_orders(market.symbol, since):
-                if raw.get("clientOrderId") == client_order_id:
-                    return self._order(raw, market)
+                return found
+
+            raw = self._call(fetch_order)
+            return None if raw is None else self._order(raw, market)
+        for raw in self._call(lambda: self._client.fetch_open_orders(market.symbol)):
+            if raw.get("clientOrderId") == client_order_id:
+                return self._order(raw, market)
+        since = self._clock() - self._closed_lookback_ms
+        for raw in self._call(lambda: self._client.fetch_closed_orders(market.symbol, since)):
+            if raw.get("clientOrderId") == client_order_id:
+                return self._order(raw, market)
         return None
 
     def fetch_open_orders(self, market: Market) -> list[Order]:
-        with _translated():
-            rows = self._client.fetch_open_orders(market.symbol)
+        rows = self._call(lambda: self._client.fetch_open_orders(market.symbol))
         return [self._order(raw, market) for raw in rows]
 
     def fetch_closed_orders(self, market: Market, since_ms: int | None = None) -> list[Order]:
-        with _translated():
-            rows = self._client.fetch_closed_orders(market.symbol, since_ms)
+        rows = self._call(lambda: self._client.fetch_closed_orders(market.symbol, since_ms))
         return [self._order(raw, market) for raw in rows]
 
     def fetch_balance(self) -> dict[str, Balance]:
         """Balances by currency; codes the model cannot hold (lowercase, dots) are left out,
         as the pipeline trades none of them."""
-        with _translated():
-            raw = self._client.fetch_balance()
+        raw = self._call(self._client.fetch_balance)
         free: dict[str, Any] = raw.get("free") or {}
         used: dict[str, Any] = raw.get("used") or {}
         balances = {}
