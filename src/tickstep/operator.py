@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tickstep.models import TradingState, TradingStateRecord
+from pydantic import TypeAdapter, ValidationError
+
+from tickstep.models import PlainText, TradingState, TradingStateRecord
 
 __all__ = [
     "CONTROL_TABLE_ID",
@@ -217,6 +219,10 @@ def change_trading_state(
         raise OperatorError("--reason: say why (it is kept with the state and sent in the alarm)")
     if len(reason) > REASON_MAX:
         raise OperatorError(f"--reason: at most {REASON_MAX} characters, got {len(reason)}")
+    try:  # the same rule as the API's /halt: one line, and what it shows is what it says
+        TypeAdapter(PlainText).validate_python(reason)
+    except ValidationError as exc:
+        raise OperatorError(f"--reason: {exc.errors()[0]['msg']}") from None
     resources = find_stack(clients.cloudformation, stack)
     who = caller_arn(clients.sts)
     table = resources.control_table

@@ -171,6 +171,16 @@ def test_halt_when_the_reason_is_blank_then_exits_2_and_changes_nothing(
     assert aws.bus_events() == []
 
 
+@pytest.mark.parametrize("reason", ["a\x00b", "looks fine\u202e", "two\r\nlines", "a\u2028b"])
+def test_halt_when_the_reason_hides_characters_then_exits_2_and_changes_nothing(
+    aws: Aws, stack: operator.StackResources, capsys: pytest.CaptureFixture[str], reason: str
+) -> None:
+    assert main(["halt", "--stack", STACK, "--reason", reason]) == 2
+    assert "--reason: Text must not contain control" in capsys.readouterr().err
+    assert aws.dynamodb.scan(TableName=stack.control_table)["Items"] == []
+    assert aws.bus_events() == []
+
+
 def _with_stubbed(monkeypatch: pytest.MonkeyPatch, **stubbed: Any) -> dict[str, Stubber]:
     """``operator.connect`` returning real (moto) clients, some behind a botocore Stubber."""
     real = operator.connect
