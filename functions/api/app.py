@@ -23,15 +23,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tickstep.models import Market, OrderStatus, PlainText, TradingState
-from tickstep.services import (
+from tickstep.ports import (
     ControlRepository,
     OrderRepository,
     PortfolioRepository,
     Publisher,
     SignalRepository,
-    set_trading_state,
-    status,
 )
+from tickstep.usecases.control import set_trading_state, status
 from tickstep.wiring import Dependencies, make_tracer
 
 logger = Logger()
@@ -56,8 +55,9 @@ def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
     import boto3
 
+    from tickstep.aws import EventBus
     from tickstep.settings import Settings
-    from tickstep.stores import ControlStore, EventBus, OrderStore, PortfolioStore, SignalStore
+    from tickstep.stores import ControlStore, OrderStore, PortfolioStore, SignalStore
 
     settings = Settings.from_env(os.environ)
     dynamodb = boto3.client("dynamodb")

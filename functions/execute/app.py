@@ -25,17 +25,11 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from tickstep.messages import ExecuteCommand, task_token_of
 from tickstep.models import Market, validation_problems
-from tickstep.services import (
-    DEFAULT_GRACE_MS,
-    ControlRepository,
-    ExecuteCommand,
-    OrderRepository,
-    PortfolioRepository,
-    Publisher,
-    run_execute,
-    task_token_of,
-)
+from tickstep.orders import DEFAULT_GRACE_MS
+from tickstep.ports import ControlRepository, OrderRepository, PortfolioRepository, Publisher
+from tickstep.usecases.execute import run_execute
 from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
@@ -58,7 +52,7 @@ class Session:
 
 
 class TaskAnswers(Protocol):
-    """What the execute function needs from Step Functions (tickstep.stores.TaskTokens)."""
+    """What the execute function needs from Step Functions (tickstep.aws.TaskTokens)."""
 
     def succeed(self, token: str, output: dict[str, Any]) -> bool: ...
 
@@ -93,15 +87,9 @@ def build_dependencies(
     """
     import boto3
 
+    from tickstep.aws import EventBus, TaskTokens
     from tickstep.settings import Mode, Settings
-    from tickstep.stores import (
-        CandleStore,
-        ControlStore,
-        EventBus,
-        OrderStore,
-        PortfolioStore,
-        TaskTokens,
-    )
+    from tickstep.stores import CandleStore, ControlStore, OrderStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
     dynamodb = dynamodb or boto3.client("dynamodb")
@@ -110,7 +98,7 @@ def build_dependencies(
 
     if settings.mode is Mode.PAPER:
         from tickstep.exchanges.paper import DEFAULT_RULES
-        from tickstep.services import PaperAccount, StoredCandlePrices
+        from tickstep.paper_account import PaperAccount, StoredCandlePrices
 
         paper = settings.paper_settings()
         markets = [m.market for m in settings.markets()]

@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market, MarketRules
-from tickstep.services import CandleRepository, PortfolioRepository, Publisher, ingest
+from tickstep.ports import CandleRepository, PortfolioRepository, Publisher
+from tickstep.usecases.ingest import ingest
 from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
@@ -72,8 +73,9 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
     runtime hands in its replay feed as ``source``."""
     import boto3
 
+    from tickstep.aws import EventBus
     from tickstep.settings import Mode, Settings
-    from tickstep.stores import CandleStore, EventBus, PortfolioStore
+    from tickstep.stores import CandleStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
     dynamodb = boto3.client("dynamodb")

@@ -1,7 +1,8 @@
 """Reconcile function: on its schedule, bring the ledger to what the exchange says.
 
-In: the EventBridge scheduled event. Out: the :class:`tickstep.services.ReconcileReport` as
-JSON. Publishes ``LedgerDrift`` (differences found), the metric the drift alarm watches.
+In: the EventBridge scheduled event. Out: the
+:class:`tickstep.usecases.reconcile.ReconcileReport` as JSON. Publishes ``LedgerDrift``
+(differences found), the metric the drift alarm watches.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market
-from tickstep.services import (
-    DEFAULT_GRACE_MS,
-    OrderRepository,
-    PortfolioRepository,
-    reconcile,
-    redact,
-)
+from tickstep.orders import DEFAULT_GRACE_MS
+from tickstep.ports import OrderRepository, PortfolioRepository
+from tickstep.redaction import redact
+from tickstep.usecases.reconcile import reconcile
 from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
@@ -77,7 +75,7 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
 
     if settings.mode is Mode.PAPER:
         from tickstep.exchanges.paper import DEFAULT_RULES
-        from tickstep.services import PaperAccount, StoredCandlePrices
+        from tickstep.paper_account import PaperAccount, StoredCandlePrices
 
         paper = settings.paper_settings()
         source = prices or StoredCandlePrices(

@@ -20,17 +20,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickstep.messages import RiskInput, RiskOutput
 from tickstep.models import Market, MarketRules, ReasonCode, TradingState
+from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
 from tickstep.risk import RiskLimits
-from tickstep.services import (
-    CandleRepository,
-    ControlRepository,
-    PortfolioRepository,
-    Publisher,
-    RiskInput,
-    RiskOutput,
-    check_risk,
-)
+from tickstep.usecases.risk import check_risk
 from tickstep.wiring import Dependencies, make_tracer
 
 logger = Logger()
@@ -65,8 +59,9 @@ def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
     import boto3
 
+    from tickstep.aws import EventBus
     from tickstep.settings import Mode, Settings
-    from tickstep.stores import CandleStore, ControlStore, EventBus, PortfolioStore
+    from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
     dynamodb = boto3.client("dynamodb")

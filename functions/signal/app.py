@@ -16,13 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import CandleClosed, SignalAction
-from tickstep.services import (
-    CandleRepository,
-    PortfolioRepository,
-    SignalRepository,
-    compute_signal,
-)
+from tickstep.ports import CandleRepository, PortfolioRepository, SignalRepository
 from tickstep.strategies import MarketConfig
+from tickstep.usecases.signal import compute_signal
 from tickstep.wiring import Dependencies, make_tracer
 
 logger = Logger()

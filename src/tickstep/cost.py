@@ -63,7 +63,7 @@ PLATFORM_LOG_BYTES = 350
 MAP_CONCURRENCY = 10
 """The decide workflow's Map MaxConcurrency (statemachines/decide.asl.json)."""
 CANDLES_PER_EVENT = 100
-"""Markets per CandlesClosed event (tickstep.services.CANDLES_PER_EVENT)."""
+"""Markets per CandlesClosed event (tickstep.messages.CANDLES_PER_EVENT)."""
 SQS_POLLS_PER_MONTH = 5 * 3 * 43_200
 """Lambda's SQS event source keeps about 5 pollers long-polling (20 s): 15 requests a minute."""
 

@@ -3,7 +3,7 @@
 The same change as the API's ``POST /halt`` and ``POST /resume``: the stack's ControlTable and
 EventBus are found by their logical ids (CloudFormation ``DescribeStackResource``), the caller is
 named by STS ``GetCallerIdentity`` (an ARN, for the audit trail), and
-:func:`tickstep.services.set_trading_state` writes the state and publishes
+:func:`tickstep.usecases.control.set_trading_state` writes the state and publishes
 ``TradingStateChanged`` (the bus's archive and subscribers see every change).
 
 Every function takes its boto3 clients (moto- or stub-backed in tests); only :func:`connect`
@@ -186,7 +186,7 @@ class _Announcer:
     (the state is set; the bus and its archive did not hear of it)."""
 
     def __init__(self, client: Any, bus_name: str) -> None:
-        from tickstep.stores import EventBus
+        from tickstep.aws import EventBus
 
         self._bus = EventBus(client, bus_name)
 
@@ -211,8 +211,8 @@ def change_trading_state(
 ) -> TradingStateRecord:
     """Set the stack's trading state as ``who`` = the caller, and publish the change,
     exactly as the API's ``/halt`` and ``/resume`` do."""
-    from tickstep.services import set_trading_state
     from tickstep.stores import ControlStore
+    from tickstep.usecases.control import set_trading_state
 
     reason = reason.strip()
     if not reason:

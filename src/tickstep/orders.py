@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
-from tickstep.models import Market, OrderIntent, OrderStatus, OrderType, Side
+from tickstep.models import (
+    Market,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 
 INTENT_ID_LENGTH = 32
 """32 lowercase alphanumerics: within every major exchange's clientOrderId rules
@@ -94,3 +100,16 @@ send) may resolve to anything, including NEW when the exchange proves it never h
 
 def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
     return new in ALLOWED_TRANSITIONS[current]
+
+
+OPEN_LEDGER_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)
+
+
+TERMINAL = frozenset(s for s in OrderStatus if not can_transition(s, OrderStatus.FILLED)) - {
+    OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.SUBMITTED,
+}
+
+
+DEFAULT_GRACE_MS = 60_000
+"""How long an order sent but not found is given to appear before it may be sent again."""

@@ -48,8 +48,8 @@ from tests.pipeline.test_handlers import (
     risk_app,
     sample_close_ms,
 )
+from tickstep.messages import RiskOutput, SignalOutput, UnknownMarketError
 from tickstep.models import CandleClosed
-from tickstep.services import RiskOutput, SignalOutput, UnknownMarketError
 
 Loader = Callable[[str], ModuleType]
 Path = tuple[str | int, ...]

@@ -53,7 +53,7 @@ from tests.pipeline.test_handlers import (
     wait_for_message,
 )
 from tickstep.exchanges import ccxt_adapter
-from tickstep.services import redact
+from tickstep.redaction import redact
 
 Loader = Callable[[str], ModuleType]
 CANARY = {

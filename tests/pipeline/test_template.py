@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tickstep.services import DEFAULT_GRACE_MS, TASK_ERRORS
+from tickstep.orders import DEFAULT_GRACE_MS
+from tickstep.usecases.execute import TASK_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

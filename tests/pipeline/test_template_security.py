@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tickstep.services import (
+from tickstep.messages import (
     EVENT_CANDLES_CLOSED,
     EVENT_TRADING_STATE_CHANGED,
     SOURCE_CONTROL,
@@ -379,9 +379,10 @@ def order_workflow_events() -> set[tuple[str, str]]:
     }
 
 
-# What each function's code publishes (src/tickstep/services.py): ingest its candles; risk a
-# halt on a loss limit; execute a halt on an authentication error (set as the control source);
-# the API the operator's halt and resume. Reconcile, signal and decide publish nothing.
+# What each function's code publishes (tickstep.messages, tickstep.usecases): ingest its
+# candles; risk a halt on a loss limit; execute a halt on an authentication error (set as the
+# control source); the API the operator's halt and resume. Reconcile, signal and decide
+# publish nothing.
 PUBLISHERS: dict[str, set[tuple[str, str]]] = {
     "IngestFunction": {(SOURCE_INGEST, EVENT_CANDLES_CLOSED)},
     "RiskFunction": {(SOURCE_RISK, EVENT_TRADING_STATE_CHANGED)},

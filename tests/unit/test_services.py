@@ -17,6 +17,7 @@ from tickstep.exchanges import (
     RetryableExchangeError,
 )
 from tickstep.exchanges.paper import DEFAULT_RULES
+from tickstep.messages import ExecuteCommand, RiskInput, UnknownMarketError, task_token_of
 from tickstep.models import (
     Balance,
     Candle,
@@ -39,30 +40,16 @@ from tickstep.models import (
     TradingStateRecord,
 )
 from tickstep.orders import can_transition, new_intent
-from tickstep.portfolio import apply_fill
-from tickstep.services import (
-    ExecuteCommand,
-    RiskInput,
-    UnknownMarketError,
-    check_risk,
-    compute_signal,
-    execute_order,
-    ingest,
-    reconcile,
-    run_execute,
-    set_trading_state,
-    task_token_of,
-)
-from tickstep.stores import (
-    DEFAULT_TRADING_STATE,
-    AccountRecord,
-    FillCursor,
-    InvalidTransition,
-    LedgerEntry,
-    StaleWrite,
-    fill_delta,
-)
+from tickstep.portfolio import FillCursor, apply_fill, fill_delta
+from tickstep.ports import AccountRecord, InvalidTransition, LedgerEntry, StaleWrite
+from tickstep.stores.control import DEFAULT_TRADING_STATE
 from tickstep.strategies import MarketConfig, StrategyConfig
+from tickstep.usecases.control import set_trading_state
+from tickstep.usecases.execute import execute_order, run_execute
+from tickstep.usecases.ingest import ingest
+from tickstep.usecases.reconcile import reconcile
+from tickstep.usecases.risk import check_risk
+from tickstep.usecases.signal import compute_signal
 
 MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
 T0 = 1_700_000_100_000

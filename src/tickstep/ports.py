@@ -1,0 +1,124 @@
+"""The ports: what the use cases need from storage and the bus, as small protocols, with the
+types that cross them. :mod:`tickstep.stores` implements them over DynamoDB,
+:mod:`tickstep.aws` the bus and the task tokens; the unit tests and ``tickstep run`` use
+in-memory ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tickstep.models import (
+    Balance,
+    Candle,
+    Fill,
+    Market,
+    MarketRules,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Position,
+    RiskDecision,
+    Side,
+    Signal,
+    TradingState,
+    TradingStateRecord,
+)
+
+
+class CandleRepository(Protocol):
+    def put(self, market: Market, candles: Sequence[Candle]) -> None: ...
+    def latest(self, market: Market, n: int, *, until_ms: int | None = None) -> list[Candle]: ...
+    def latest_timestamp(self, market: Market) -> int | None: ...
+
+
+class SignalRepository(Protocol):
+    def put(self, signal: Signal) -> None: ...
+    def latest(self, market: Market, n: int = 10) -> list[Signal]: ...
+
+
+class OrderRepository(Protocol):
+    def get(self, intent_id: str) -> LedgerEntry | None: ...
+    def mark_sent(self, intent_id: str, now_ms: int) -> None: ...
+    def unmark_sent(self, intent_id: str, sent_at: int) -> None: ...
+    def record(
+        self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
+    ) -> LedgerEntry: ...
+    def settle(
+        self, intent_id: str, expected: OrderStatus, status: OrderStatus, error: str, now_ms: int
+    ) -> None: ...
+    def adopt(self, order: Order, now_ms: int) -> bool: ...
+    def by_status(
+        self, statuses: Iterable[OrderStatus], *, limit: int | None = None
+    ) -> list[LedgerEntry]: ...
+
+
+class PortfolioRepository(Protocol):
+    def position(self, market: Market) -> Position: ...
+    def positions(self) -> list[Position]: ...
+    def apply_order_fills(self, order: Order) -> list[Fill]: ...
+    def account(self) -> AccountRecord: ...
+    def mark_equity(self, equity: Decimal, now_ms: int) -> None: ...
+    def record_order_placed(self, at_ms: int) -> None: ...
+    def balances(self) -> dict[str, Balance] | None: ...
+    def put_balances(self, balances: dict[str, Balance], now_ms: int) -> None: ...
+    def rules(self, market: Market) -> MarketRules | None: ...
+    def put_rules(self, market: Market, rules: MarketRules) -> None: ...
+    def paper_state(self) -> tuple[str | None, int]: ...
+    def save_paper_state(self, state_json: str, version: int) -> int: ...
+
+
+class ControlRepository(Protocol):
+    def get(self) -> TradingStateRecord: ...
+    def set(self, record: TradingStateRecord, *, unless: TradingState | None = None) -> bool: ...
+
+
+class Publisher(Protocol):
+    def publish(self, source: str, detail_type: str, details: Sequence[dict[str, Any]]) -> None: ...
+
+
+class StaleWrite(Exception):  # noqa: N818 -- reads as what happened
+    """A conditional write lost to another writer (or a repeat): re-read and decide again."""
+
+
+class InvalidTransition(ValueError):  # noqa: N818
+    """The ledger's order cannot move from its status to the requested one."""
+
+
+class LedgerEntry(BaseModel):
+    """One ledger item: the intent the order workflow recorded, and what became of it.
+
+    External orders (adopted by reconcile) have no intent or decision, only an order.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    intent_id: str
+    status: OrderStatus
+    market: Market
+    side: Side
+    intent: OrderIntent | None = None
+    decision: RiskDecision | None = None
+    order: Order | None = None
+    error: str | None = None
+    sent_at: int | None = Field(default=None, description="ms when execute first sent it")
+    candle_time: int = 0
+
+    @property
+    def client_order_id(self) -> str:
+        return self.order.client_order_id if self.order else self.intent_id
+
+
+class AccountRecord(BaseModel):
+    """The account-wide figures risk needs besides positions and balances."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    peak_equity: Decimal | None = None
+    day: int | None = None
+    day_start_equity: Decimal | None = None
+    last_losing_trade_ms: int | None = None
+    order_times_ms: tuple[int, ...] = ()

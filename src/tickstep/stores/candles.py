@@ -1,0 +1,98 @@
+"""Candles in DynamoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tickstep.models import (
+    Candle,
+    Market,
+)
+from tickstep.ports import StaleWrite
+from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s
+
+if TYPE_CHECKING:
+    pass
+
+
+class CandleStore:
+    """Closed candles by market (pk = market key, sk = open time), expiring after a while.
+
+    Retention is at least ``min_retention_s`` and at least 1000 candles, so a 1d strategy's
+    warmup is never cut by the TTL.
+    """
+
+    def __init__(self, client: Any, table: str, *, min_retention_s: int = 14 * 86_400) -> None:
+        self._client = client
+        self._table = table
+        self._min_retention_s = min_retention_s
+
+    def _item(self, market: Market, candle: Candle) -> dict[str, Any]:
+        close_s = (candle.timestamp + market.timeframe_ms) // 1000
+        keep_s = max(self._min_retention_s, 1000 * market.timeframe_ms // 1000)
+        return {
+            PK: _s(market.key),
+            SK: _n(candle.timestamp),
+            "o": _n(candle.open),
+            "h": _n(candle.high),
+            "l": _n(candle.low),
+            "c": _n(candle.close),
+            "v": _n(candle.volume),
+            TTL_ATTRIBUTE: _n(close_s + keep_s),
+        }
+
+    def put(self, market: Market, candles: Sequence[Candle]) -> None:
+        """Store (or overwrite with the same values) candles; 25 per batch request."""
+        for start in range(0, len(candles), 25):
+            requests = [
+                {"PutRequest": {"Item": self._item(market, c)}} for c in candles[start : start + 25]
+            ]
+            pending: dict[str, Any] = {self._table: requests}
+            for _ in range(8):
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            if pending:
+                raise StaleWrite(f"{market.key}: DynamoDB left candles unwritten after retries")
+
+    def latest(self, market: Market, n: int, *, until_ms: int | None = None) -> list[Candle]:
+        """The latest ``n`` candles opened at or before ``until_ms``, oldest first."""
+        if n <= 0:
+            return []
+        condition = f"{PK} = :pk"
+        values: dict[str, Any] = {":pk": _s(market.key)}
+        if until_ms is not None:
+            condition += f" AND {SK} <= :until"
+            values[":until"] = _n(until_ms)
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        while len(items) < n:
+            page = self._client.query(**kwargs, Limit=n - len(items))
+            items.extend(page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [self._candle(item) for item in reversed(items)]
+
+    def latest_timestamp(self, market: Market) -> int | None:
+        latest = self.latest(market, 1)
+        return latest[0].timestamp if latest else None
+
+    @staticmethod
+    def _candle(item: dict[str, Any]) -> Candle:
+        return Candle(
+            timestamp=int(item[SK]["N"]),
+            open=Decimal(item["o"]["N"]),
+            high=Decimal(item["h"]["N"]),
+            low=Decimal(item["l"]["N"]),
+            close=Decimal(item["c"]["N"]),
+            volume=Decimal(item["v"]["N"]),
+        )

@@ -1,0 +1,225 @@
+"""The order ledger in DynamoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tickstep.models import (
+    Market,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    RiskDecision,
+    Side,
+)
+from tickstep.orders import can_transition
+from tickstep.ports import InvalidTransition, LedgerEntry, StaleWrite
+from tickstep.stores.dynamo import (
+    BY_STATUS_INDEX,
+    PK,
+    _int,
+    _is_condition_failure,
+    _iso,
+    _n,
+    _query_all,
+    _s,
+    _str,
+)
+
+
+def _market_from_key(key: str) -> Market:
+    exchange, symbol, timeframe = key.split(":")
+    return Market(exchange=exchange, symbol=symbol, timeframe=timeframe)
+
+
+class OrderStore:
+    """The ledger (pk = intent id). The order workflow's RecordIntent creates each item; this
+    store reads it and moves it only along :func:`tickstep.orders.can_transition`, with the
+    current status as the write's condition."""
+
+    def __init__(self, client: Any, table: str, *, status_index: str = BY_STATUS_INDEX) -> None:
+        self._client = client
+        self._table = table
+        self._index = status_index
+
+    @staticmethod
+    def _entry(item: dict[str, Any]) -> LedgerEntry:
+        intent_json = _str(item, "intent")
+        decision_json = _str(item, "decision")
+        order_json = _str(item, "order")
+        intent = OrderIntent.model_validate_json(intent_json) if intent_json else None
+        order = Order.model_validate_json(order_json) if order_json else None
+        market_key = _str(item, "market")
+        market = (
+            intent.market
+            if intent
+            else order.market
+            if order
+            else _market_from_key(market_key or "")
+        )
+        return LedgerEntry(
+            intent_id=item[PK]["S"],
+            status=OrderStatus(item["status"]["S"]),
+            market=market,
+            side=Side(_str(item, "side") or (order.side if order else Side.BUY)),
+            intent=intent,
+            decision=RiskDecision.model_validate_json(decision_json) if decision_json else None,
+            order=order,
+            error=_str(item, "error"),
+            sent_at=_int(item, "sent_at"),
+            candle_time=_int(item, "candle_time") or 0,
+        )
+
+    def get(self, intent_id: str) -> LedgerEntry | None:
+        item = self._client.get_item(
+            TableName=self._table, Key={PK: _s(intent_id)}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else self._entry(item)
+
+    def mark_sent(self, intent_id: str, now_ms: int) -> None:
+        """Note, before each send, that an order may now exist on the exchange: a later attempt
+        that cannot find it must wait out the exchange's lag instead of sending again."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={PK: _s(intent_id)},
+                UpdateExpression="SET sent_at = :now",
+                ConditionExpression="attribute_exists(pk) AND #status IN (:new, :unknown)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": _n(now_ms),
+                    ":new": _s(OrderStatus.NEW.value),
+                    ":unknown": _s(OrderStatus.UNKNOWN.value),
+                },
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                raise StaleWrite(f"{intent_id}: not in the ledger as new or unknown") from exc
+            raise
+
+    def unmark_sent(self, intent_id: str, sent_at: int) -> None:
+        """Take back :meth:`mark_sent` of ``sent_at`` when the exchange refused that send
+        outright (nothing can appear); a later mark or a status change is left alone."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={PK: _s(intent_id)},
+                UpdateExpression="REMOVE sent_at",
+                ConditionExpression="sent_at = :sent AND #status IN (:new, :unknown)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":sent": _n(sent_at),
+                    ":new": _s(OrderStatus.NEW.value),
+                    ":unknown": _s(OrderStatus.UNKNOWN.value),
+                },
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    def record(
+        self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
+    ) -> LedgerEntry:
+        """Move the order from ``expected`` to ``order.status`` and keep the exchange's view.
+
+        The same terminal status again is a no-op (a redelivery); anything
+        :func:`can_transition` refuses raises :class:`InvalidTransition`.
+        """
+        if expected == order.status and not can_transition(expected, order.status):
+            current = self.get(intent_id)
+            if current is None:
+                raise StaleWrite(f"{intent_id}: not in the ledger")
+            return current
+        if not can_transition(expected, order.status):
+            raise InvalidTransition(
+                f"{intent_id}: {expected.value} -> {order.status.value} is not allowed"
+            )
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={PK: _s(intent_id)},
+                UpdateExpression="SET #status = :status, #order = :order, updated_at = :now",
+                ConditionExpression="#status = :expected",
+                ExpressionAttributeNames={"#status": "status", "#order": "order"},
+                ExpressionAttributeValues={
+                    ":status": _s(order.status.value),
+                    ":order": _s(order.model_dump_json()),
+                    ":now": _s(_iso(now_ms)),
+                    ":expected": _s(expected.value),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
+            raise
+        return self._entry(response["Attributes"])
+
+    def settle(
+        self, intent_id: str, expected: OrderStatus, status: OrderStatus, error: str, now_ms: int
+    ) -> None:
+        """Move an order with no exchange order (e.g. unknown, proved absent -> failed)."""
+        if not can_transition(expected, status):
+            raise InvalidTransition(f"{intent_id}: {expected.value} -> {status.value}")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={PK: _s(intent_id)},
+                UpdateExpression="SET #status = :status, #error = :error, updated_at = :now",
+                ConditionExpression="#status = :expected",
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues={
+                    ":status": _s(status.value),
+                    ":error": _s(error[:1000]),
+                    ":now": _s(_iso(now_ms)),
+                    ":expected": _s(expected.value),
+                },
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
+            raise
+
+    def adopt(self, order: Order, now_ms: int) -> bool:
+        """Record an order the pipeline did not place (once); False if already known."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    PK: _s(order.intent_id),
+                    "status": _s(order.status.value),
+                    "market": _s(order.market.key),
+                    "side": _s(order.side.value),
+                    "strategy": _s("external"),
+                    "candle_time": _n(order.created_at),
+                    "order": _s(order.model_dump_json()),
+                    "recorded_at": _s(_iso(now_ms)),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def by_status(
+        self, statuses: Iterable[OrderStatus], *, limit: int | None = None
+    ) -> list[LedgerEntry]:
+        """Orders in any of ``statuses``, newest candle first (through the status index)."""
+        entries: list[LedgerEntry] = []
+        for status in statuses:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": self._index,
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":status": _s(status.value)},
+                "ScanIndexForward": False,
+            }
+            if limit is not None:
+                kwargs["Limit"] = limit
+            entries.extend(self._entry(item) for item in _query_all(self._client, **kwargs))
+        entries.sort(key=lambda e: e.candle_time, reverse=True)
+        return entries[:limit] if limit is not None else entries

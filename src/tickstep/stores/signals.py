@@ -1,0 +1,46 @@
+"""Signals in DynamoDB."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tickstep.models import (
+    Market,
+    Signal,
+)
+from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s
+
+if TYPE_CHECKING:
+    pass
+
+
+class SignalStore:
+    """Signals by market (pk = market key, sk = candle time), for the API's ``/signals``."""
+
+    def __init__(self, client: Any, table: str, *, retention_s: int = 7 * 86_400) -> None:
+        self._client = client
+        self._table = table
+        self._retention_s = retention_s
+
+    def put(self, signal: Signal) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                PK: _s(signal.market.key),
+                SK: _n(signal.candle_time),
+                "action": _s(signal.action.value),
+                "signal": _s(signal.model_dump_json()),
+                TTL_ATTRIBUTE: _n(signal.candle_time // 1000 + self._retention_s),
+            },
+        )
+
+    def latest(self, market: Market, n: int = 10) -> list[Signal]:
+        """The latest ``n`` stored signals of ``market``, newest first."""
+        page = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression=f"{PK} = :pk",
+            ExpressionAttributeValues={":pk": _s(market.key)},
+            ScanIndexForward=False,
+            Limit=n,
+        )
+        return [Signal.model_validate_json(item["signal"]["S"]) for item in page.get("Items", [])]

@@ -1,0 +1,194 @@
+"""Execute: place one approved intent exactly once, record the exchange's answer in the
+ledger, and answer the order workflow's task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tickstep.messages import SOURCE_CONTROL, ExecuteCommand
+from tickstep.models import (
+    Order,
+    OrderStatus,
+    TradingState,
+    TradingStateRecord,
+)
+from tickstep.orders import DEFAULT_GRACE_MS, TERMINAL
+from tickstep.portfolio import settle_account
+from tickstep.ports import (
+    ControlRepository,
+    InvalidTransition,
+    OrderRepository,
+    PortfolioRepository,
+    Publisher,
+    StaleWrite,
+)
+from tickstep.redaction import redact
+from tickstep.usecases.control import record_state_change
+
+if TYPE_CHECKING:
+    from tickstep.exchanges.port import ExchangePort
+
+
+def execute_order(
+    command: ExecuteCommand,
+    *,
+    exchange: ExchangePort,
+    orders: OrderRepository,
+    portfolio: PortfolioRepository,
+    now_ms: int,
+    commit: Callable[[], None] = lambda: None,
+    grace_ms: int = DEFAULT_GRACE_MS,
+) -> Order:
+    """Place the intent at most once and record what the exchange says.
+
+    Look the order up by clientOrderId first and send only when the exchange does not have
+    it, and never within ``grace_ms`` of an earlier send (exchanges can report a fresh order as
+    not found for a while). ``commit`` persists the exchange's side (the paper account) before
+    the ledger and the position change. Raises only the domain's exchange errors.
+    """
+    from tickstep.exchanges.errors import (
+        AmbiguousOrderError,
+        FatalExchangeError,
+        OrderNotVisibleYet,
+        RetryableExchangeError,
+    )
+
+    intent = command.intent
+    entry = orders.get(intent.intent_id)
+    if entry is None:
+        raise FatalExchangeError(f"{intent.intent_id} is not in the ledger", code="not_recorded")
+    if entry.status in TERMINAL:
+        if entry.order is not None:
+            return entry.order
+        raise FatalExchangeError(f"already {entry.status.value}", code="already_settled")
+    order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)
+    if order is None:
+        if entry.sent_at is not None and now_ms - entry.sent_at < grace_ms:
+            raise OrderNotVisibleYet(f"sent at {entry.sent_at}, not visible yet")
+        if entry.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
+            raise AmbiguousOrderError(
+                f"ledger says {entry.status.value}, exchange has no such order",
+                code="ledger_mismatch",
+            )
+        try:
+            orders.mark_sent(intent.intent_id, now_ms)
+        except StaleWrite as exc:
+            raise AmbiguousOrderError(str(exc), code="ledger_mismatch") from exc
+        assert command.decision.amount is not None  # an approval always has one
+        try:
+            order = exchange.create_order(
+                intent.market,
+                intent.side,
+                intent.order_type,
+                command.decision.amount,
+                price=command.decision.price,
+                client_order_id=intent.client_order_id,
+                cost=command.decision.quote_amount,
+            )
+        except AmbiguousOrderError:
+            order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)
+            if order is None:
+                raise OrderNotVisibleYet(
+                    "outcome unknown and not visible yet; looking again before any resend"
+                ) from None
+        except RetryableExchangeError:
+            # Refused before it was processed (a rate limit: the adapters map nothing else
+            # to retryable on a send), so no order can appear: the next attempt may send at
+            # once instead of waiting out the grace window.
+            orders.unmark_sent(intent.intent_id, now_ms)
+            raise
+        commit()
+        portfolio.record_order_placed(now_ms)
+    try:
+        orders.record(intent.intent_id, entry.status, order, now_ms)
+    except StaleWrite:
+        current = orders.get(intent.intent_id)
+        if current is None or current.status != order.status:
+            raise AmbiguousOrderError(
+                "the ledger changed while the order was recorded", code="ledger_conflict"
+            ) from None
+    except InvalidTransition as exc:
+        raise AmbiguousOrderError(str(exc), code="ledger_conflict") from exc
+    settle_account(portfolio, exchange, order, now_ms)
+    return order
+
+
+TASK_ERRORS = (
+    "AuthenticationFailed",
+    "FatalExchangeError",
+    "AmbiguousOrderError",
+    "OrderNotVisibleYet",
+    "RetryableExchangeError",
+)
+"""The ``error`` names the order workflow's Retry and Catch know, most specific first."""
+
+
+@dataclass(frozen=True)
+class ExecuteOutcome:
+    """Either the order (SendTaskSuccess) or an error name and cause (SendTaskFailure)."""
+
+    order: Order | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+def task_error_name(exc: Exception) -> str:
+    """The workflow's error name for an exchange error (a base ExchangeError is ambiguous:
+    nothing says the order was not placed)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return next((name for name in TASK_ERRORS if name in names), "AmbiguousOrderError")
+
+
+def run_execute(
+    command: ExecuteCommand,
+    *,
+    exchange: ExchangePort,
+    orders: OrderRepository,
+    portfolio: PortfolioRepository,
+    control: ControlRepository,
+    publisher: Publisher,
+    now_ms: int,
+    commit: Callable[[], None] = lambda: None,
+    grace_ms: int = DEFAULT_GRACE_MS,
+    secrets: Sequence[str] = (),
+) -> ExecuteOutcome:
+    """:func:`execute_order`, with its exchange errors turned into the task's answer; an
+    authentication failure also halts trading (a person must look at the keys)."""
+    from tickstep.exchanges.errors import AuthenticationFailed, ExchangeError
+
+    try:
+        order = execute_order(
+            command,
+            exchange=exchange,
+            orders=orders,
+            portfolio=portfolio,
+            now_ms=now_ms,
+            commit=commit,
+            grace_ms=grace_ms,
+        )
+    except ExchangeError as exc:
+        failure: ExchangeError = exc
+    else:
+        return ExecuteOutcome(order=order)
+    # Outside the except block: an error of the halt below (a throttled control table) must
+    # not carry the exchange error as its __context__ into the batch's failure text.
+    cause = redact(f"{failure.code}: {failure.detail}", secrets)[:1000]
+    if isinstance(failure, AuthenticationFailed):
+        previous = control.get()
+        record = TradingStateRecord(
+            state=TradingState.HALTED,
+            reason=f"execute: authentication failed: {cause}"[:500],
+            changed_at=now_ms,
+            changed_by="execute",
+        )
+        record_state_change(
+            record,
+            previous.state,
+            control,
+            publisher,
+            SOURCE_CONTROL,
+            unless=TradingState.HALTED,
+        )
+    return ExecuteOutcome(error=task_error_name(failure), cause=cause)

@@ -1,0 +1,94 @@
+"""Risk: the inputs the guards need, read from the ports, and the decision on one intent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from tickstep.messages import SOURCE_RISK, RiskInput, RiskOutput
+from tickstep.models import (
+    Balance,
+    Market,
+    MarketRules,
+    Position,
+    TradingStateRecord,
+)
+from tickstep.portfolio import equity_of
+from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
+from tickstep.usecases.control import record_state_change
+
+if TYPE_CHECKING:
+    from tickstep.risk import RiskLimits
+
+
+def check_risk(
+    request: RiskInput,
+    *,
+    limits: RiskLimits,
+    candles: CandleRepository,
+    portfolio: PortfolioRepository,
+    control: ControlRepository,
+    publisher: Publisher,
+    now_ms: int,
+    fallback_rules: Callable[[Market], MarketRules],
+    start_balances: Callable[[], Mapping[str, Decimal]],
+) -> RiskOutput:
+    """Gather the account into a :class:`RiskContext`, evaluate, and pull the kill switch when
+    the decision asks for it (once: a second decision tripping the same limit changes
+    nothing and publishes nothing).
+
+    The market's price is the latest candle stored at or before ``now_ms``, read here: the
+    request's own prices (the signal's close, the intent's reference price) come from the
+    event that started the workflow, which a forged event would make agree with each other.
+    """
+    # Here, not at module scope: the signal, ingest, execute, reconcile and API functions
+    # import this module but never decide risk (~7 ms of their cold start).
+    from tickstep.risk import RiskContext, evaluate
+
+    intent = request.intent
+    market = intent.market
+    balances = portfolio.balances()
+    if balances is None:
+        balances = {c: Balance(currency=c, free=v) for c, v in start_balances().items()}
+    positions = portfolio.positions()
+    position = next((p for p in positions if p.market == market), Position(market=market))
+    stored = candles.latest(market, 1, until_ms=now_ms)
+    last = stored[-1] if stored else None
+    prices = {market.key: last.close} if last else {}
+    equity, exposure = equity_of(market.quote, balances, positions, prices)
+    account = portfolio.account()
+    today = now_ms // 86_400_000
+    peak = max(account.peak_equity or equity, equity)
+    day_start = account.day_start_equity if account.day == today else None
+    trading = control.get()
+    base = balances.get(market.base)
+    quote = balances.get(market.quote)
+    ctx = RiskContext(
+        now_ms=now_ms,
+        trading_state=trading.state,
+        position=position.amount,
+        total_exposure=exposure,
+        free_quote=quote.free if quote else Decimal(0),
+        free_base=base.free if base else Decimal(0),
+        equity=max(equity, Decimal(0)),
+        peak_equity=max(peak, Decimal(0)),
+        day_start_equity=max(day_start if day_start is not None else equity, Decimal(0)),
+        last_losing_trade_ms=account.last_losing_trade_ms,
+        recent_order_times_ms=tuple(t for t in account.order_times_ms if t > now_ms - 3_600_000),
+        last_candle_time=last.timestamp if last else None,
+        last_close=last.close if last else None,
+        rules=portfolio.rules(market) or fallback_rules(market),
+    )
+    decision = evaluate(intent, ctx, limits)
+    if decision.new_trading_state is not None:
+        record = TradingStateRecord(
+            state=decision.new_trading_state,
+            reason=f"risk: {', '.join(r.value for r in decision.reasons)}: {decision.detail}"[:500],
+            changed_at=now_ms,
+            changed_by="risk",
+        )
+        record_state_change(
+            record, trading.state, control, publisher, SOURCE_RISK, unless=record.state
+        )
+    return RiskOutput(intent=intent, decision=decision)

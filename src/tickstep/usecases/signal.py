@@ -1,0 +1,69 @@
+"""Signal: a market's strategy on its stored candles, giving a signal and perhaps an order
+intent. Strategies (numpy) are imported inside :func:`compute_signal` only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tickstep.messages import SignalOutput, UnknownMarketError
+from tickstep.models import (
+    CandleClosed,
+    Side,
+    SignalAction,
+)
+from tickstep.orders import new_intent
+from tickstep.ports import CandleRepository, PortfolioRepository, SignalRepository
+
+if TYPE_CHECKING:
+    from tickstep.strategies import MarketConfig
+
+
+def warmup_candles(warmup: int) -> int:
+    """Candles to read for a strategy: twice its warmup plus some, so exponential averages
+    (MACD) have converged and the last signal equals a backtest's over the full history."""
+    return 2 * warmup + 20
+
+
+def compute_signal(
+    event: CandleClosed,
+    *,
+    markets: Mapping[str, MarketConfig],
+    candles: CandleRepository,
+    portfolio: PortfolioRepository,
+    signals: SignalRepository | None = None,
+    store_hold: bool = False,
+) -> SignalOutput:
+    """The market's strategy on the candles up to the event's candle, which is always included
+    (and stored if missing: the event is the source of truth). A SELL with nothing held, and
+    every HOLD, give no intent."""
+    from tickstep.candles import CandleArrays
+    from tickstep.strategies import build_strategy
+
+    configured = markets.get(event.market.key)
+    if configured is None:
+        raise UnknownMarketError(f"market: {event.market.key} is not configured")
+    strategy = build_strategy(configured.strategy)
+    history = candles.latest(
+        event.market, warmup_candles(strategy.warmup), until_ms=event.candle.timestamp
+    )
+    if not history or history[-1] != event.candle:
+        candles.put(event.market, [event.candle])
+        history = [c for c in history if c.timestamp < event.candle.timestamp]
+        history.append(event.candle)
+    signal = strategy.signal(event.market, CandleArrays.from_candles(history))
+    intent = None
+    if signal.action is not SignalAction.HOLD:
+        side = Side.BUY if signal.action is SignalAction.BUY else Side.SELL
+        if side is Side.BUY or portfolio.position(event.market).amount > 0:
+            intent = new_intent(
+                strategy=strategy.name,
+                market=event.market,
+                candle_time=signal.candle_time,
+                side=side,
+                reference_price=signal.close,
+                confidence=signal.strength,
+            )
+    if signals is not None and (store_hold or signal.action is not SignalAction.HOLD):
+        signals.put(signal)
+    return SignalOutput(signal=signal, intent=intent)
