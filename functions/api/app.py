@@ -10,7 +10,6 @@ the field, and changes nothing. No numpy, no ccxt: this function must start fast
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,22 +52,21 @@ class Deps:
 
 def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
-    import boto3
-
     from tickstep.aws import EventBus
+    from tickstep.bootstrap import aws_client, wall_clock_ms
     from tickstep.settings import Settings
     from tickstep.stores import ControlStore, OrderStore, PortfolioStore, SignalStore
 
     settings = Settings.from_env(os.environ)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws_client("dynamodb")
     return Deps(
         markets=[m.market for m in settings.markets()],
         control=ControlStore(dynamodb, settings.require("control_table")),
         orders=OrderStore(dynamodb, settings.require("orders_table")),
         portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
         signals=SignalStore(dynamodb, settings.signals_table) if settings.signals_table else None,
-        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
-        clock=lambda: time.time_ns() // 1_000_000,
+        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
+        clock=wall_clock_ms,
         mode=settings.mode.value,
     )
 

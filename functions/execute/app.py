@@ -9,12 +9,10 @@ and a cause without secrets. The function returns the batch's partial failures: 
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -25,38 +23,27 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from tickstep.bootstrap import Session
 from tickstep.messages import ExecuteCommand, task_token_of
 from tickstep.models import Market, validation_problems
 from tickstep.orders import DEFAULT_GRACE_MS
-from tickstep.ports import ControlRepository, OrderRepository, PortfolioRepository, Publisher
+from tickstep.ports import (
+    ControlRepository,
+    OrderRepository,
+    PortfolioRepository,
+    Publisher,
+    TaskAnswers,
+)
 from tickstep.usecases.execute import run_execute
 from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
-    from tickstep.exchanges.port import ExchangePort
+    pass
 
 logger = Logger()
 tracer = make_tracer(os.environ)
 metrics = Metrics()
 processor = SqsFifoPartialProcessor()
-
-
-@dataclass(frozen=True)
-class Session:
-    """An exchange for one message: ``commit`` persists its side (the paper account);
-    ``secrets`` are values to keep out of every cause and log line."""
-
-    exchange: ExchangePort
-    commit: Callable[[], None]
-    secrets: Sequence[str] = ()
-
-
-class TaskAnswers(Protocol):
-    """What the execute function needs from Step Functions (tickstep.aws.TaskTokens)."""
-
-    def succeed(self, token: str, output: dict[str, Any]) -> bool: ...
-
-    def fail(self, token: str, error: str, cause: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -71,99 +58,32 @@ class Deps:
     grace_ms: int = DEFAULT_GRACE_MS
 
 
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def build_dependencies(
     *, prices: Any = None, clock: Callable[[], int] | None = None, dynamodb: Any = None
 ) -> Deps:
-    """The one place this function's clients are made (once per container).
-
-    Paper mode: the paper account lives in the portfolio table and fills at ``prices`` (the
-    offline runtime hands in its replay feed; in AWS, the latest stored candle's close).
-    Sandbox and live: ccxt with the exchange secret, read through Powertools Parameters and
-    cached for 5 minutes, so a rotated secret is used within that without a redeploy.
-    """
-    import boto3
-
+    """The one place this function's clients are made (once per container); the exchange is
+    the paper account or ccxt, as :func:`tickstep.bootstrap.exchange_sessions` chooses. The
+    offline runtime hands in its replay feed as ``prices`` and its clock."""
     from tickstep.aws import EventBus, TaskTokens
-    from tickstep.settings import Mode, Settings
-    from tickstep.stores import CandleStore, ControlStore, OrderStore, PortfolioStore
+    from tickstep.bootstrap import aws_client, exchange_sessions, wall_clock_ms
+    from tickstep.settings import Settings
+    from tickstep.stores import ControlStore, OrderStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
-    dynamodb = dynamodb or boto3.client("dynamodb")
+    dynamodb = dynamodb or aws_client("dynamodb")
     now = clock or wall_clock_ms
     portfolio = PortfolioStore(dynamodb, settings.require("portfolio_table"))
-
-    if settings.mode is Mode.PAPER:
-        from tickstep.exchanges.paper import DEFAULT_RULES
-        from tickstep.paper_account import PaperAccount, StoredCandlePrices
-
-        paper = settings.paper_settings()
-        markets = [m.market for m in settings.markets()]
-        source = prices or StoredCandlePrices(
-            CandleStore(dynamodb, settings.require("candles_table")), now
-        )
-
-        def open_paper(market: Market) -> Session:
-            account = PaperAccount(
-                portfolio,
-                source,
-                paper,
-                lambda m: portfolio.rules(m) or DEFAULT_RULES,
-                markets,
-            )
-            return Session(account.open(), account.commit)
-
-        open_exchange: Callable[[Market], Session] = open_paper
-    else:
-        open_exchange = _ccxt_sessions(settings.require("exchange_secret_arn"), settings.mode)
-
     return Deps(
         orders=OrderStore(dynamodb, settings.require("orders_table")),
         portfolio=portfolio,
         control=ControlStore(dynamodb, settings.require("control_table")),
-        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
-        tasks=TaskTokens(boto3.client("stepfunctions")),
-        open_exchange=open_exchange,
+        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
+        tasks=TaskTokens(aws_client("stepfunctions")),
+        open_exchange=exchange_sessions(
+            settings, portfolio, dynamodb=dynamodb, prices=prices, clock=now
+        ),
         clock=now,
     )
-
-
-def _ccxt_sessions(secret_name: str, mode: str) -> Callable[[Market], Session]:
-    """ccxt clients by exchange and key, rebuilt when the (cached) secret changes."""
-    from aws_lambda_powertools.utilities.parameters import get_secret
-
-    from tickstep.exchanges.ccxt_adapter import CcxtExchange, build_ccxt_client
-
-    clients: dict[tuple[str, str], CcxtExchange] = {}
-
-    def open_exchange(market: Market) -> Session:
-        secret = get_secret(secret_name, max_age=300, transform="json")
-        if not isinstance(secret, dict) or not secret.get("apiKey"):
-            from tickstep.exchanges.errors import AuthenticationFailed
-
-            raise AuthenticationFailed("the exchange secret has no apiKey", code="no_secret")
-        values = tuple(str(v) for v in secret.values() if v)
-        # The whole secret is the key: a rotated secret or password behind the same apiKey
-        # gets a new client too.
-        key = (market.exchange, json.dumps(secret, sort_keys=True, default=str))
-        if key not in clients:
-            clients.clear()
-            clients[key] = CcxtExchange(
-                build_ccxt_client(
-                    market.exchange,
-                    api_key=secret.get("apiKey"),
-                    secret=secret.get("secret"),
-                    password=secret.get("password"),
-                    sandbox=mode == "sandbox",
-                ),
-                secrets=values,
-            )
-        return Session(clients[key], lambda: None, values)
-
-    return open_exchange
 
 
 _deps: Dependencies[Deps] = Dependencies(build_dependencies)

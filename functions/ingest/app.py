@@ -43,49 +43,22 @@ class Deps:
     cached_rules: set[str] = field(default_factory=set)
 
 
-class CcxtCandles:
-    """Public ccxt endpoints, one client per exchange (no keys: ingest never trades)."""
-
-    def __init__(self, sandbox: bool) -> None:
-        self._sandbox = sandbox
-        self._exchanges: dict[str, Any] = {}
-
-    def _exchange(self, market: Market) -> Any:
-        from tickstep.exchanges.ccxt_adapter import CcxtExchange, build_ccxt_client
-
-        if market.exchange not in self._exchanges:
-            client = build_ccxt_client(market.exchange, sandbox=self._sandbox)
-            self._exchanges[market.exchange] = CcxtExchange(client)
-        return self._exchanges[market.exchange]
-
-    def fetch_ohlcv(
-        self, market: Market, since_ms: int | None = None, limit: int | None = None
-    ) -> list[Any]:
-        return list(self._exchange(market).fetch_ohlcv(market, since_ms, limit))
-
-    def market_rules(self, market: Market) -> MarketRules:
-        rules: MarketRules = self._exchange(market).market_rules(market.symbol)
-        return rules
-
-
 def build_dependencies(*, source: CandleSource | None = None) -> Deps:
     """The one place this function's clients are made (once per container); the offline
     runtime hands in its replay feed as ``source``."""
-    import boto3
-
     from tickstep.aws import EventBus
+    from tickstep.bootstrap import aws_client, candle_source
     from tickstep.settings import Mode, Settings
     from tickstep.stores import CandleStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws_client("dynamodb")
     portfolio = (
         PortfolioStore(dynamodb, settings.portfolio_table) if settings.portfolio_table else None
     )
     rules: Callable[[Market], MarketRules] | None = None
     if source is None:
-        ccxt_source = CcxtCandles(sandbox=settings.mode is Mode.SANDBOX)
-        source, rules = ccxt_source, ccxt_source.market_rules
+        source, rules = candle_source(settings)
     elif settings.mode is Mode.PAPER:
         from tickstep.exchanges.paper import DEFAULT_RULES
 
@@ -96,7 +69,7 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
         markets=[m.market for m in settings.markets()],
         source=source,
         candles=CandleStore(dynamodb, settings.require("candles_table")),
-        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
+        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
         rules=rules,
         portfolio=portfolio,
     )

@@ -8,7 +8,7 @@ In: the EventBridge scheduled event. Out: the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickstep.bootstrap import Session
 from tickstep.models import Market
 from tickstep.orders import DEFAULT_GRACE_MS
 from tickstep.ports import OrderRepository, PortfolioRepository
@@ -26,20 +27,11 @@ from tickstep.usecases.reconcile import reconcile
 from tickstep.wiring import Dependencies, make_tracer
 
 if TYPE_CHECKING:
-    from tickstep.exchanges.port import ExchangePort
+    pass
 
 logger = Logger()
 tracer = make_tracer(os.environ)
 metrics = Metrics()
-
-
-@dataclass(frozen=True)
-class Session:
-    """``secrets``: values to keep out of the report and the log lines."""
-
-    exchange: ExchangePort
-    commit: Callable[[], None]
-    secrets: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -52,73 +44,26 @@ class Deps:
     grace_ms: int = DEFAULT_GRACE_MS
 
 
-def wall_clock_ms() -> int:
-    import time
-
-    return time.time_ns() // 1_000_000
-
-
 def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = None) -> Deps:
-    """The one place this function's clients are made (once per container). The exchange is
-    the paper account (prices injectable, as in the execute function) or ccxt with the
-    exchange secret (Powertools Parameters, cached 5 minutes)."""
-    import boto3
-
+    """The one place this function's clients are made (once per container); the exchange
+    account is opened as the execute function opens it (:mod:`tickstep.bootstrap`)."""
+    from tickstep.bootstrap import aws_client, exchange_sessions, single_exchange, wall_clock_ms
     from tickstep.settings import Mode, Settings
-    from tickstep.stores import CandleStore, OrderStore, PortfolioStore
+    from tickstep.stores import OrderStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws_client("dynamodb")
     now = clock or wall_clock_ms
     portfolio = PortfolioStore(dynamodb, settings.require("portfolio_table"))
     markets = [m.market for m in settings.markets()]
-
-    if settings.mode is Mode.PAPER:
-        from tickstep.exchanges.paper import DEFAULT_RULES
-        from tickstep.paper_account import PaperAccount, StoredCandlePrices
-
-        paper = settings.paper_settings()
-        source = prices or StoredCandlePrices(
-            CandleStore(dynamodb, settings.require("candles_table")), now
-        )
-
-        def open_exchange() -> Session:
-            account = PaperAccount(
-                portfolio, source, paper, lambda m: portfolio.rules(m) or DEFAULT_RULES, markets
-            )
-            return Session(account.open(), account.commit)
-
-    else:
-        from aws_lambda_powertools.utilities.parameters import get_secret
-
-        from tickstep.exchanges.ccxt_adapter import CcxtExchange, build_ccxt_client
-
-        secret_name = settings.require("exchange_secret_arn")
-        exchanges = {m.exchange for m in markets}
-        if len(exchanges) != 1:
-            raise ValueError(f"MARKETS: one exchange account per stack, got {sorted(exchanges)}")
-        exchange_id = exchanges.pop()
-        sandbox = settings.mode is Mode.SANDBOX
-
-        def open_exchange() -> Session:
-            secret = get_secret(secret_name, max_age=300, transform="json")
-            if not isinstance(secret, dict):
-                raise ValueError("the exchange secret is not a JSON object")
-            client = build_ccxt_client(
-                exchange_id,
-                api_key=secret.get("apiKey"),
-                secret=secret.get("secret"),
-                password=secret.get("password"),
-                sandbox=sandbox,
-            )
-            values = tuple(str(v) for v in secret.values() if v)
-            return Session(CcxtExchange(client, secrets=values), lambda: None, values)
-
+    # The paper account holds every market; a real one is one exchange account per stack.
+    account = markets[0] if settings.mode is Mode.PAPER else single_exchange(markets)
+    sessions = exchange_sessions(settings, portfolio, dynamodb=dynamodb, prices=prices, clock=now)
     return Deps(
         markets=markets,
         orders=OrderStore(dynamodb, settings.require("orders_table")),
         portfolio=portfolio,
-        open_exchange=open_exchange,
+        open_exchange=lambda: sessions(account),
         clock=now,
     )
 

@@ -10,7 +10,6 @@ function reads itself (the event's own prices could be forged to agree with each
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,20 +50,15 @@ class Deps:
     the decision it got first, so the order workflow it starts has the same name and input."""
 
 
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
-    import boto3
-
     from tickstep.aws import EventBus
+    from tickstep.bootstrap import aws_client, wall_clock_ms
     from tickstep.settings import Mode, Settings
     from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
     settings = Settings.from_env(os.environ)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws_client("dynamodb")
 
     def fallback_rules(market: Market) -> MarketRules:
         """Rules ingest has not cached yet: paper trading has its defaults, others wait."""
@@ -106,7 +100,7 @@ def build_dependencies() -> Deps:
         candles=CandleStore(dynamodb, settings.require("candles_table")),
         portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
         control=ControlStore(dynamodb, settings.require("control_table")),
-        publisher=EventBus(boto3.client("events"), settings.require("event_bus_name")),
+        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
         fallback_rules=fallback_rules,
         start_balances=lambda: settings.paper_settings().balances,
         clock=wall_clock_ms,

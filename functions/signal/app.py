@@ -36,13 +36,12 @@ class Deps:
 
 def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
-    import boto3
-
+    from tickstep.bootstrap import aws_client
     from tickstep.settings import Settings
     from tickstep.stores import CandleStore, PortfolioStore, SignalStore
 
     settings = Settings.from_env(os.environ)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws_client("dynamodb")
     return Deps(
         markets={m.market.key: m for m in settings.market_configs()},
         candles=CandleStore(dynamodb, settings.require("candles_table")),

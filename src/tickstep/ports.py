@@ -122,3 +122,12 @@ class AccountRecord(BaseModel):
     day_start_equity: Decimal | None = None
     last_losing_trade_ms: int | None = None
     order_times_ms: tuple[int, ...] = ()
+
+
+class TaskAnswers(Protocol):
+    """Answers the order workflow's ``waitForTaskToken`` task (:class:`tickstep.aws.TaskTokens`);
+    each returns whether the workflow took the answer."""
+
+    def succeed(self, token: str, output: dict[str, Any]) -> bool: ...
+
+    def fail(self, token: str, error: str, cause: str) -> bool: ...

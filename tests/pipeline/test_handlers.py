@@ -879,3 +879,35 @@ def test_api_signals_when_a_buy_was_computed_then_lists_it_for_its_market(
 
 def test_region_is_the_fixture_region_not_the_developer_config(aws: Aws) -> None:
     assert aws.dynamodb.meta.region_name == REGION
+
+
+# -- one retry policy for every AWS client ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["api", "execute", "ingest", "reconcile", "risk", "signal"])
+def test_every_handler_when_it_builds_its_clients_then_each_has_the_one_retry_policy(
+    aws: Aws, function: Loader, name: str
+) -> None:
+    """Throttles, 5xx and dropped connections are retried with back-off and jitter inside the
+    function, by the SDK, the same way everywhere (tickstep.bootstrap.RETRIES)."""
+    from tickstep.bootstrap import RETRIES, TIMEOUTS
+
+    app = function(name)
+    deps = app.build_dependencies(source=ListSource([])) if name == "ingest" else None
+    deps = deps or app.build_dependencies()
+    clients = [
+        client
+        for value in vars(deps).values()
+        for client in (getattr(value, "_client", None), getattr(value, "client", None))
+        if client is not None and hasattr(client, "meta")
+    ]
+    services = {c.meta.service_model.service_name for c in clients}
+    assert "dynamodb" in services
+    if name in ("api", "execute", "ingest", "risk"):
+        assert "events" in services  # they publish
+    for client in clients:
+        config = client.meta.config
+        assert config.retries["mode"] == RETRIES["mode"]
+        assert config.retries["total_max_attempts"] == RETRIES["total_max_attempts"]
+        assert config.connect_timeout == TIMEOUTS["connect_timeout"]
+        assert config.read_timeout == TIMEOUTS["read_timeout"]

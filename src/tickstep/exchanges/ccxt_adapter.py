@@ -446,3 +446,27 @@ class CcxtExchange:
                 used=_dec(used.get(currency)) or Decimal(0),
             )
         return balances
+
+
+class CcxtCandles:
+    """Ingest's candle source: public ccxt endpoints, one client per exchange (no keys: ingest
+    never trades)."""
+
+    def __init__(self, sandbox: bool) -> None:
+        self._sandbox = sandbox
+        self._exchanges: dict[str, CcxtExchange] = {}
+
+    def _exchange(self, market: Market) -> CcxtExchange:
+        if market.exchange not in self._exchanges:
+            client = build_ccxt_client(market.exchange, sandbox=self._sandbox)
+            self._exchanges[market.exchange] = CcxtExchange(client)
+        return self._exchanges[market.exchange]
+
+    def fetch_ohlcv(
+        self, market: Market, since_ms: int | None = None, limit: int | None = None
+    ) -> list[Any]:
+        return list(self._exchange(market).fetch_ohlcv(market, since_ms, limit))
+
+    def market_rules(self, market: Market) -> MarketRules:
+        rules: MarketRules = self._exchange(market).market_rules(market.symbol)
+        return rules
