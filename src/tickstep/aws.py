@@ -6,12 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from tickstep.stores.dynamo import _code
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 
 @dataclass
@@ -38,9 +33,6 @@ class EventBus:
                 raise RuntimeError(f"put_events rejected {len(failed)} {detail_type}: {failed[:1]}")
 
 
-_SETTLED_TOKEN_CODES = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
-
-
 class TaskTokens:
     """Answers the order workflow's ``waitForTaskToken`` task.
 
@@ -62,12 +54,10 @@ class TaskTokens:
             self._client.send_task_failure, taskToken=token, error=error[:256], cause=cause[:32768]
         )
 
-    @staticmethod
-    def _answer(call: Any, **kwargs: Any) -> bool:
+    def _answer(self, call: Any, **kwargs: Any) -> bool:
+        errors = self._client.exceptions
         try:
             call(**kwargs)
-        except Exception as exc:
-            if _code(exc) in _SETTLED_TOKEN_CODES:
-                return False
-            raise
+        except (errors.TaskTimedOut, errors.InvalidToken, errors.TaskDoesNotExist):
+            return False  # answered or timed out already: the workflow has moved on
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from pydantic import Field, model_validator
 
@@ -17,10 +17,6 @@ from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 SOURCE_INGEST = "tickstep.ingest"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tickstep.models import (
     Candle,
@@ -13,8 +15,12 @@ from tickstep.models import (
 from tickstep.ports import StaleWrite
 from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s
 
-if TYPE_CHECKING:
-    pass
+UNPROCESSED_ATTEMPTS = 8
+"""Batch writes of what DynamoDB left unprocessed (a throttled partition), in all."""
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 2.0
+"""Between them, a random wait up to ``BACKOFF_BASE_S * 2**attempt``, at most ``BACKOFF_CAP_S``
+(AWS's advice for UnprocessedItems: back off exponentially, or the retries throttle too)."""
 
 
 class CandleStore:
@@ -24,10 +30,18 @@ class CandleStore:
     warmup is never cut by the TTL.
     """
 
-    def __init__(self, client: Any, table: str, *, min_retention_s: int = 14 * 86_400) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        min_retention_s: int = 14 * 86_400,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._table = table
         self._min_retention_s = min_retention_s
+        self._sleep = sleep
 
     def _item(self, market: Market, candle: Candle) -> dict[str, Any]:
         close_s = (candle.timestamp + market.timeframe_ms) // 1000
@@ -50,7 +64,9 @@ class CandleStore:
                 {"PutRequest": {"Item": self._item(market, c)}} for c in candles[start : start + 25]
             ]
             pending: dict[str, Any] = {self._table: requests}
-            for _ in range(8):
+            for attempt in range(UNPROCESSED_ATTEMPTS):
+                if attempt:  # what DynamoDB left unprocessed, after a back-off with full jitter
+                    self._sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
                 response = self._client.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
                 if not pending:

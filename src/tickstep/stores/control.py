@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
-from tickstep.stores.dynamo import CONTROL_KEY, PK, _int, _is_condition_failure, _n, _s, _str
-
-if TYPE_CHECKING:
-    pass
+from tickstep.stores.dynamo import CONTROL_KEY, PK, _int, _n, _s, _str, condition_failed
 
 DEFAULT_TRADING_STATE = TradingStateRecord(
     state=TradingState.ACTIVE, reason="default: never set", changed_at=0, changed_by="default"
@@ -60,8 +57,6 @@ class ControlStore:
                 },
                 **kwargs,
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
+        except condition_failed(self._client):
+            return False
         return True

@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 PK = "pk"
 """Partition key of every table (Orders: the intent id, written by the order workflow)."""
@@ -52,15 +49,11 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
 
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _is_condition_failure(exc: Exception) -> bool:
-    return _code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException")
+def condition_failed(client: Any) -> tuple[type[Exception], ...]:
+    """What a refused ``ConditionExpression`` raises, as boto3 models it for ``client``: a
+    conditional write, or a transaction one of whose conditions failed (or that met another)."""
+    errors = client.exceptions
+    return (errors.ConditionalCheckFailedException, errors.TransactionCanceledException)
 
 
 def _n(value: Decimal | int) -> dict[str, str]:
@@ -91,11 +84,10 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def _query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    while True:
-        page = client.query(**kwargs)
+def _query_all(client: Any, *, limit: int | None = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query matches, page after page (boto3's paginator), ``limit`` at most."""
+    pages = client.get_paginator("query").paginate(
+        **kwargs, PaginationConfig={"MaxItems": limit} if limit is not None else {}
+    )
+    for page in pages:
         yield from page.get("Items", [])
-        last = page.get("LastEvaluatedKey")
-        if not last or "Limit" in kwargs:
-            return
-        kwargs["ExclusiveStartKey"] = last

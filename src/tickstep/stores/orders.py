@@ -19,12 +19,12 @@ from tickstep.stores.dynamo import (
     BY_STATUS_INDEX,
     PK,
     _int,
-    _is_condition_failure,
     _iso,
     _n,
     _query_all,
     _s,
     _str,
+    condition_failed,
 )
 
 
@@ -93,10 +93,8 @@ class OrderStore:
                     ":unknown": _s(OrderStatus.UNKNOWN.value),
                 },
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                raise StaleWrite(f"{intent_id}: not in the ledger as new or unknown") from exc
-            raise
+        except condition_failed(self._client) as exc:
+            raise StaleWrite(f"{intent_id}: not in the ledger as new or unknown") from exc
 
     def unmark_sent(self, intent_id: str, sent_at: int) -> None:
         """Take back :meth:`mark_sent` of ``sent_at`` when the exchange refused that send
@@ -114,9 +112,8 @@ class OrderStore:
                     ":unknown": _s(OrderStatus.UNKNOWN.value),
                 },
             )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
+        except condition_failed(self._client):
+            pass  # the condition said no: nothing to do
 
     def record(
         self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
@@ -150,10 +147,8 @@ class OrderStore:
                 },
                 ReturnValues="ALL_NEW",
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
-            raise
+        except condition_failed(self._client) as exc:
+            raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
         return self._entry(response["Attributes"])
 
     def settle(
@@ -176,10 +171,8 @@ class OrderStore:
                     ":expected": _s(expected.value),
                 },
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
-            raise
+        except condition_failed(self._client) as exc:
+            raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
 
     def adopt(self, order: Order, now_ms: int) -> bool:
         """Record an order the pipeline did not place (once); False if already known."""
@@ -198,10 +191,8 @@ class OrderStore:
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
+        except condition_failed(self._client):
+            return False
         return True
 
     def by_status(
@@ -218,8 +209,7 @@ class OrderStore:
                 "ExpressionAttributeValues": {":status": _s(status.value)},
                 "ScanIndexForward": False,
             }
-            if limit is not None:
-                kwargs["Limit"] = limit
-            entries.extend(self._entry(item) for item in _query_all(self._client, **kwargs))
+            items = _query_all(self._client, limit=limit, **kwargs)
+            entries.extend(self._entry(item) for item in items)
         entries.sort(key=lambda e: e.candle_time, reverse=True)
         return entries[:limit] if limit is not None else entries

@@ -30,10 +30,10 @@ from tickstep.stores.dynamo import (
     SK,
     _dec,
     _int,
-    _is_condition_failure,
     _n,
     _query_all,
     _s,
+    condition_failed,
 )
 
 
@@ -153,10 +153,8 @@ class PortfolioStore:
                         },
                     ]
                 )
-            except Exception as exc:
-                if _is_condition_failure(exc):
-                    continue
-                raise
+            except condition_failed(self._client):
+                continue
             if realized_of(before, after) < 0:
                 self.record_loss(fill.timestamp)
             return [fill]
@@ -202,9 +200,8 @@ class PortfolioStore:
                     ExpressionAttributeValues=values,
                     **({"ExpressionAttributeNames": {"#day": "day"}} if "#day" in update else {}),
                 )
-            except Exception as exc:
-                if not _is_condition_failure(exc):
-                    raise
+            except condition_failed(self._client):
+                pass  # the condition said no: nothing to do
 
     def record_loss(self, at_ms: int) -> None:
         try:
@@ -215,9 +212,8 @@ class PortfolioStore:
                 ConditionExpression="attribute_not_exists(last_loss_ms) OR last_loss_ms < :t",
                 ExpressionAttributeValues={":t": _n(at_ms)},
             )
-        except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
+        except condition_failed(self._client):
+            pass  # the condition said no: nothing to do
 
     def record_order_placed(self, at_ms: int) -> None:
         """Keep the last hour's order times (risk's orders-per-hour guard)."""
@@ -242,9 +238,8 @@ class PortfolioStore:
                     },
                 )
                 return
-            except Exception as exc:
-                if not _is_condition_failure(exc):
-                    raise
+            except condition_failed(self._client):
+                pass  # the condition said no: nothing to do
         raise StaleWrite("order times kept changing")
 
     # balances
@@ -309,8 +304,6 @@ class PortfolioStore:
                 ConditionExpression="attribute_not_exists(pk)" if version == 0 else "version = :v",
                 **({} if version == 0 else {"ExpressionAttributeValues": {":v": _n(version)}}),
             )
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                raise StaleWrite("the paper account changed since it was read") from exc
-            raise
+        except condition_failed(self._client) as exc:
+            raise StaleWrite("the paper account changed since it was read") from exc
         return version + 1

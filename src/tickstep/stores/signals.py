@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tickstep.models import (
     Market,
     Signal,
 )
 from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s
-
-if TYPE_CHECKING:
-    pass
 
 
 class SignalStore:

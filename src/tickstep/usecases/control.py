@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tickstep.messages import EVENT_TRADING_STATE_CHANGED, SOURCE_CONTROL, TradingStateChange
 from tickstep.models import (
@@ -12,9 +12,6 @@ from tickstep.models import (
 )
 from tickstep.orders import OPEN_LEDGER_STATUSES
 from tickstep.ports import ControlRepository, OrderRepository, PortfolioRepository, Publisher
-
-if TYPE_CHECKING:
-    pass
 
 
 def status(
