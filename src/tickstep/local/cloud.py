@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from tickstep.local import moto_patches
 from tickstep.local.faults import FaultInjector, stable_key
+from tickstep.local.recorder import calls_made_by
 from tickstep.local.records import (
     Delivery,
     FunctionSpec,
@@ -316,7 +317,12 @@ class LocalCloud:
             if self.log_stream is not None
             else contextlib.nullcontext()
         )
-        with self._invoke_lock, _patched_environ(spec_.environment), logs:
+        with (
+            self._invoke_lock,
+            _patched_environ(spec_.environment),
+            logs,
+            calls_made_by(logical_id),  # tickstep.local.recorder: whose AWS calls these are
+        ):
             module = self.handler_module(logical_id)
             if self.before_invoke is not None:
                 self.before_invoke(logical_id, module)
