@@ -28,7 +28,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tickstep.simulate import PaperSession
 
     config = _config(args)
-    result = PaperSession(config, bundled_series(m.market for m in config.markets)).run()
+    series = bundled_series(m.market for m in config.markets)
+    try:
+        session = PaperSession(config, series, candles=args.candles)
+    except ValueError as exc:  # markets in two quote currencies, or no candle close to replay
+        print(f"tickstep run: {exc}", file=sys.stderr)
+        return 2
+    result = session.run()
     print(render_summary(result.to_dict()))
     if args.report:
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -381,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="paper-trade the bundled candles with strategies and risk")
     run.add_argument("--config", help="a JSON trading configuration (default: the sample)")
     run.add_argument("--report", help="also write the summary as JSON to this path")
+    run.add_argument(
+        "--candles", type=int, help="candle closes to replay (default: all the bundled candles)"
+    )
     run.set_defaults(func=_cmd_run)
 
     local = sub.add_parser(

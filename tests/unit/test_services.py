@@ -1,8 +1,8 @@
-"""The per-step use cases over in-memory fakes and the paper exchange (no AWS, no moto)."""
+"""The per-step use cases over the in-memory adapters (tickstep.memory, which `tickstep run`
+uses too) and the paper exchange (no AWS, no moto); and those adapters' own semantics."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -17,15 +17,22 @@ from tickstep.exchanges import (
     RetryableExchangeError,
 )
 from tickstep.exchanges.paper import DEFAULT_RULES
+from tickstep.memory import DEFAULT_TRADING_STATE as MEMORY_DEFAULT_STATE
+from tickstep.memory import (
+    MemoryBus,
+    MemoryCandles,
+    MemoryControl,
+    MemoryOrders,
+    MemoryPortfolio,
+    MemoryTaskAnswers,
+)
 from tickstep.messages import ExecuteCommand, RiskInput, UnknownMarketError, task_token_of
 from tickstep.models import (
     Balance,
     Candle,
     CandleClosed,
     CandlesClosed,
-    Fill,
     Market,
-    MarketRules,
     Order,
     OrderIntent,
     OrderStatus,
@@ -39,9 +46,9 @@ from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
-from tickstep.orders import can_transition, new_intent
-from tickstep.portfolio import FillCursor, apply_fill, fill_delta
-from tickstep.ports import AccountRecord, InvalidTransition, LedgerEntry, StaleWrite
+from tickstep.orders import new_intent
+from tickstep.portfolio import FillCursor, fill_delta
+from tickstep.ports import AccountRecord, InvalidTransition, StaleWrite, TaskAnswers
 from tickstep.stores.control import DEFAULT_TRADING_STATE
 from tickstep.strategies import MarketConfig, StrategyConfig
 from tickstep.usecases.control import set_trading_state
@@ -56,179 +63,7 @@ T0 = 1_700_000_100_000
 TF = MARKET.timeframe_ms
 
 
-# -- fakes ------------------------------------------------------------------------------------
-
-
-class FakeCandles:
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[int, Candle]] = {}
-        self.puts = 0
-
-    def put(self, market: Market, candles: Sequence[Candle]) -> None:
-        self.puts += 1
-        self.rows.setdefault(market.key, {}).update({c.timestamp: c for c in candles})
-
-    def latest(self, market: Market, n: int, *, until_ms: int | None = None) -> list[Candle]:
-        rows = sorted(self.rows.get(market.key, {}).values(), key=lambda c: c.timestamp)
-        rows = [c for c in rows if until_ms is None or c.timestamp <= until_ms]
-        return rows[-n:] if n > 0 else []
-
-    def latest_timestamp(self, market: Market) -> int | None:
-        latest = self.latest(market, 1)
-        return latest[0].timestamp if latest else None
-
-
-class FakePortfolio:
-    def __init__(self) -> None:
-        self._positions: dict[str, Position] = {}
-        self.cursors: dict[str, FillCursor] = {}
-        self.account_record = AccountRecord()
-        self._balances: dict[str, Balance] | None = None
-        self._rules: dict[str, MarketRules] = {}
-        self.state: tuple[str | None, int] = (None, 0)
-        self.marks: list[Decimal] = []
-
-    def position(self, market: Market) -> Position:
-        return self._positions.get(market.key, Position(market=market))
-
-    def positions(self) -> list[Position]:
-        return list(self._positions.values())
-
-    def set_position(self, position: Position) -> None:
-        self._positions[position.market.key] = position
-
-    def apply_order_fills(self, order: Order) -> list[Fill]:
-        delta = fill_delta(order, self.cursors.get(order.client_order_id, FillCursor()))
-        if delta is None:
-            return []
-        fill, cursor = delta
-        self.cursors[order.client_order_id] = cursor
-        self.set_position(apply_fill(self.position(order.market), fill))
-        return [fill]
-
-    def account(self) -> AccountRecord:
-        return self.account_record
-
-    def mark_equity(self, equity: Decimal, now_ms: int) -> None:
-        self.marks.append(equity)
-
-    def record_order_placed(self, at_ms: int) -> None:
-        times = (*self.account_record.order_times_ms, at_ms)
-        self.account_record = self.account_record.model_copy(update={"order_times_ms": times})
-
-    def balances(self) -> dict[str, Balance] | None:
-        return self._balances
-
-    def put_balances(self, balances: dict[str, Balance], now_ms: int) -> None:
-        self._balances = dict(balances)
-
-    def rules(self, market: Market) -> MarketRules | None:
-        return self._rules.get(market.key)
-
-    def put_rules(self, market: Market, rules: MarketRules) -> None:
-        self._rules[market.key] = rules
-
-    def paper_state(self) -> tuple[str | None, int]:
-        return self.state
-
-    def save_paper_state(self, state_json: str, version: int) -> int:
-        if version != self.state[1]:
-            raise StaleWrite("paper")
-        self.state = (state_json, version + 1)
-        return version + 1
-
-
-class FakeOrders:
-    def __init__(self) -> None:
-        self.entries: dict[str, LedgerEntry] = {}
-
-    def add_intent(self, intent: OrderIntent, decision: RiskDecision) -> None:
-        """What the order workflow's RecordIntent writes."""
-        self.entries[intent.intent_id] = LedgerEntry(
-            intent_id=intent.intent_id,
-            status=OrderStatus.NEW,
-            market=intent.market,
-            side=intent.side,
-            intent=intent,
-            decision=decision,
-            candle_time=intent.candle_time,
-        )
-
-    def get(self, intent_id: str) -> LedgerEntry | None:
-        return self.entries.get(intent_id)
-
-    def mark_sent(self, intent_id: str, now_ms: int) -> None:
-        entry = self.entries[intent_id]
-        if entry.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
-            raise StaleWrite(intent_id)
-        self.entries[intent_id] = entry.model_copy(update={"sent_at": now_ms})
-
-    def unmark_sent(self, intent_id: str, sent_at: int) -> None:
-        entry = self.entries[intent_id]
-        if entry.sent_at == sent_at and entry.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):
-            self.entries[intent_id] = entry.model_copy(update={"sent_at": None})
-
-    def record(
-        self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
-    ) -> LedgerEntry:
-        entry = self.entries[intent_id]
-        if expected == order.status and not can_transition(expected, order.status):
-            return entry
-        if not can_transition(expected, order.status):
-            raise InvalidTransition(intent_id)
-        if entry.status != expected:
-            raise StaleWrite(intent_id)
-        self.entries[intent_id] = entry.model_copy(update={"status": order.status, "order": order})
-        return self.entries[intent_id]
-
-    def settle(
-        self, intent_id: str, expected: OrderStatus, status: OrderStatus, error: str, now_ms: int
-    ) -> None:
-        entry = self.entries[intent_id]
-        if entry.status != expected or not can_transition(expected, status):
-            raise StaleWrite(intent_id)
-        self.entries[intent_id] = entry.model_copy(update={"status": status, "error": error})
-
-    def adopt(self, order: Order, now_ms: int) -> bool:
-        if order.intent_id in self.entries:
-            return False
-        self.entries[order.intent_id] = LedgerEntry(
-            intent_id=order.intent_id,
-            status=order.status,
-            market=order.market,
-            side=order.side,
-            order=order,
-            candle_time=order.created_at,
-        )
-        return True
-
-    def by_status(
-        self, statuses: Iterable[OrderStatus], *, limit: int | None = None
-    ) -> list[LedgerEntry]:
-        wanted = set(statuses)
-        return [e for e in self.entries.values() if e.status in wanted][:limit]
-
-
-class FakeControl:
-    def __init__(self) -> None:
-        self.record = DEFAULT_TRADING_STATE
-
-    def get(self) -> TradingStateRecord:
-        return self.record
-
-    def set(self, record: TradingStateRecord, *, unless: TradingState | None = None) -> bool:
-        if unless is not None and self.record.state is unless:
-            return False
-        self.record = record
-        return True
-
-
-class FakeBus:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def publish(self, source: str, detail_type: str, details: Sequence[dict[str, Any]]) -> None:
-        self.events.extend((source, detail_type, d) for d in details)
+# -- test doubles of the exchange side (the ports' in-memory adapters are tickstep.memory) --
 
 
 class FixedPrices:
@@ -318,7 +153,7 @@ def paper(now: int, price: str = "0.05") -> PaperExchange:
 
 
 def test_signal_when_history_is_short_then_holds_and_stores_the_event_candle() -> None:
-    candles, portfolio = FakeCandles(), FakePortfolio()
+    candles, portfolio = MemoryCandles(), MemoryPortfolio()
     event = CandleClosed(market=MARKET, candle=candle(0, "1.0"))
 
     out = compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
@@ -329,7 +164,7 @@ def test_signal_when_history_is_short_then_holds_and_stores_the_event_candle() -
 
 
 def test_signal_when_fast_sma_crosses_above_then_buy_intent_has_the_derived_id() -> None:
-    candles, portfolio = FakeCandles(), FakePortfolio()
+    candles, portfolio = MemoryCandles(), MemoryPortfolio()
     history = closes_to_candles(CROSS_UP)
     candles.put(MARKET, history[:-1])
     event = CandleClosed(market=MARKET, candle=history[-1])
@@ -350,7 +185,7 @@ def test_signal_when_fast_sma_crosses_above_then_buy_intent_has_the_derived_id()
 
 
 def test_signal_when_the_stored_candle_differs_then_the_event_candle_wins() -> None:
-    candles, portfolio = FakeCandles(), FakePortfolio()
+    candles, portfolio = MemoryCandles(), MemoryPortfolio()
     history = closes_to_candles(CROSS_UP)
     stale = history[-1].model_copy(update={"close": Decimal("0.6"), "high": Decimal("1.2")})
     candles.put(MARKET, [*history[:-1], stale])
@@ -367,7 +202,7 @@ def test_signal_when_the_stored_candle_differs_then_the_event_candle_wins() -> N
 
 
 def test_signal_when_sell_and_nothing_is_held_then_no_intent() -> None:
-    candles, portfolio = FakeCandles(), FakePortfolio()
+    candles, portfolio = MemoryCandles(), MemoryPortfolio()
     history = closes_to_candles(CROSS_DOWN)
     candles.put(MARKET, history)
 
@@ -383,7 +218,7 @@ def test_signal_when_sell_and_nothing_is_held_then_no_intent() -> None:
 
 
 def test_signal_when_sell_and_a_position_is_held_then_sell_intent() -> None:
-    candles, portfolio = FakeCandles(), FakePortfolio()
+    candles, portfolio = MemoryCandles(), MemoryPortfolio()
     portfolio.set_position(Position(market=MARKET, amount=Decimal("0.5"), average_price=Decimal(1)))
     history = closes_to_candles(CROSS_DOWN)
     candles.put(MARKET, history)
@@ -399,7 +234,7 @@ def test_signal_when_sell_and_a_position_is_held_then_sell_intent() -> None:
 
 
 def test_signal_when_market_is_not_configured_then_names_it_and_stores_nothing() -> None:
-    candles = FakeCandles()
+    candles = MemoryCandles()
     other = Market(exchange="paper", symbol="LTC/BTC", timeframe="5m")
 
     with pytest.raises(UnknownMarketError, match="paper:LTC/BTC:5m"):
@@ -407,7 +242,7 @@ def test_signal_when_market_is_not_configured_then_names_it_and_stores_nothing()
             CandleClosed(market=other, candle=candle(0, "1")),
             markets=SMA,
             candles=candles,
-            portfolio=FakePortfolio(),
+            portfolio=MemoryPortfolio(),
         )
     assert candles.puts == 0
 
@@ -428,10 +263,10 @@ def risk_input(intent: OrderIntent) -> RiskInput:
     return RiskInput(signal=signal, intent=intent)
 
 
-def stored(intent: OrderIntent, close: str | None = None) -> FakeCandles:
+def stored(intent: OrderIntent, close: str | None = None) -> MemoryCandles:
     """The candles table after ingestion stored the intent's candle."""
     price = Decimal(close) if close else intent.reference_price
-    candles = FakeCandles()
+    candles = MemoryCandles()
     candles.put(
         intent.market,
         [
@@ -449,13 +284,13 @@ def stored(intent: OrderIntent, close: str | None = None) -> FakeCandles:
 
 
 def run_risk(
-    portfolio: FakePortfolio,
-    control: FakeControl,
-    bus: FakeBus,
+    portfolio: MemoryPortfolio,
+    control: MemoryControl,
+    bus: MemoryBus,
     now: int,
     *,
     request: RiskInput | None = None,
-    candles: FakeCandles | None = None,
+    candles: MemoryCandles | None = None,
 ) -> Any:
     return check_risk(
         request or risk_input(buy_intent()),
@@ -472,7 +307,7 @@ def run_risk(
 
 def test_risk_when_account_is_fresh_then_approves_with_start_balances() -> None:
     intent = buy_intent()
-    out = run_risk(FakePortfolio(), FakeControl(), FakeBus(), intent.candle_time + TF)
+    out = run_risk(MemoryPortfolio(), MemoryControl(), MemoryBus(), intent.candle_time + TF)
 
     assert out.decision.approved
     assert out.decision.amount == Decimal("0.4")  # 0.02 BTC / 0.05
@@ -480,7 +315,7 @@ def test_risk_when_account_is_fresh_then_approves_with_start_balances() -> None:
 
 
 def test_risk_when_daily_loss_is_reached_then_halts_once_and_publishes_once() -> None:
-    portfolio, control, bus = FakePortfolio(), FakeControl(), FakeBus()
+    portfolio, control, bus = MemoryPortfolio(), MemoryControl(), MemoryBus()
     now = buy_intent().candle_time + TF
     portfolio.account_record = AccountRecord(day=now // 86_400_000, day_start_equity=Decimal(2))
 
@@ -489,8 +324,8 @@ def test_risk_when_daily_loss_is_reached_then_halts_once_and_publishes_once() ->
 
     assert not first.decision.approved
     assert ReasonCode.MAX_DAILY_LOSS in first.decision.reasons
-    assert control.record.state is TradingState.HALTED
-    assert control.record.changed_by == "risk"
+    assert control.get().state is TradingState.HALTED
+    assert control.get().changed_by == "risk"
     assert [e[1] for e in bus.events] == ["TradingStateChanged"]
     assert ReasonCode.TRADING_HALTED in second.decision.reasons
 
@@ -504,7 +339,7 @@ def test_risk_when_the_event_price_is_wild_then_denies_against_the_stored_close(
     intent = buy_intent()
     now = intent.candle_time + TF
 
-    out = run_risk(FakePortfolio(), FakeControl(), FakeBus(), now, request=forged("1E-12"))
+    out = run_risk(MemoryPortfolio(), MemoryControl(), MemoryBus(), now, request=forged("1E-12"))
 
     assert not out.decision.approved
     assert ReasonCode.PRICE_BAND in out.decision.reasons
@@ -513,12 +348,16 @@ def test_risk_when_the_event_price_is_wild_then_denies_against_the_stored_close(
 
 def test_risk_when_no_candle_is_stored_for_the_intent_then_denies_no_market_data() -> None:
     intent = buy_intent()
-    empty = FakeCandles()
+    empty = MemoryCandles()
     older = stored(buy_intent(i=8))
 
     for candles in (empty, older):
         out = run_risk(
-            FakePortfolio(), FakeControl(), FakeBus(), intent.candle_time + TF, candles=candles
+            MemoryPortfolio(),
+            MemoryControl(),
+            MemoryBus(),
+            intent.candle_time + TF,
+            candles=candles,
         )
 
         assert not out.decision.approved
@@ -527,7 +366,7 @@ def test_risk_when_no_candle_is_stored_for_the_intent_then_denies_no_market_data
 
 def test_risk_when_a_wild_event_price_then_positions_are_valued_at_the_stored_close() -> None:
     """Valued at the event's 1e-12, a held position would look like a drawdown and halt."""
-    portfolio, control = FakePortfolio(), FakeControl()
+    portfolio, control = MemoryPortfolio(), MemoryControl()
     portfolio.set_position(
         Position(market=MARKET, amount=Decimal(1), average_price=Decimal("0.05"))
     )
@@ -537,10 +376,10 @@ def test_risk_when_a_wild_event_price_then_positions_are_valued_at_the_stored_cl
         peak_equity=Decimal("0.1"), day=now // 86_400_000, day_start_equity=Decimal("0.1")
     )
 
-    out = run_risk(portfolio, control, FakeBus(), now, request=forged("1E-12"))
+    out = run_risk(portfolio, control, MemoryBus(), now, request=forged("1E-12"))
 
     assert out.decision.new_trading_state is None
-    assert control.record.state is TradingState.ACTIVE
+    assert control.get().state is TradingState.ACTIVE
     assert ReasonCode.MAX_DRAWDOWN not in out.decision.reasons
 
 
@@ -571,8 +410,8 @@ def command(intent: OrderIntent, amount: str = "0.1") -> ExecuteCommand:
 
 def test_execute_when_delivered_twice_then_one_exchange_order_and_one_fill() -> None:
     intent = buy_intent()
-    orders, portfolio = FakeOrders(), FakePortfolio()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    orders.record_intent(intent, approved(intent))
     now = intent.candle_time + TF
     exchange = paper(now)
 
@@ -593,8 +432,8 @@ def test_execute_when_delivered_twice_then_one_exchange_order_and_one_fill() -> 
 
 def test_execute_when_exchange_already_has_the_order_then_it_is_not_sent_again() -> None:
     intent = buy_intent()
-    orders, portfolio = FakeOrders(), FakePortfolio()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    orders.record_intent(intent, approved(intent))
     now = intent.candle_time + TF
     exchange = paper(now)
     exchange.create_order(
@@ -642,8 +481,8 @@ class LaggingExchange:
 
 def test_execute_when_send_times_out_and_order_is_invisible_then_retryable_and_no_resend() -> None:
     intent = buy_intent()
-    orders, portfolio = FakeOrders(), FakePortfolio()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    orders.record_intent(intent, approved(intent))
     now = intent.candle_time + TF
     exchange = LaggingExchange(paper(now), timeout_after_accept=True)
 
@@ -683,8 +522,8 @@ def test_execute_when_the_send_is_rate_limited_then_sent_again_at_once_not_after
     """A 429 proves the exchange did not take the order: the next attempt, a second later,
     sends it (no grace window to wait out), and it is placed once."""
     intent = buy_intent()
-    orders, portfolio = FakeOrders(), FakePortfolio()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    orders.record_intent(intent, approved(intent))
     now = intent.candle_time + TF
     exchange = RateLimitedOnce(paper(now))
     exchange.hide = False
@@ -709,8 +548,13 @@ def test_execute_when_the_send_is_rate_limited_then_sent_again_at_once_not_after
 
 def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secret() -> None:
     intent = buy_intent()
-    orders, portfolio, control, bus = FakeOrders(), FakePortfolio(), FakeControl(), FakeBus()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio, control, bus = (
+        MemoryOrders(),
+        MemoryPortfolio(),
+        MemoryControl(),
+        MemoryBus(),
+    )
+    orders.record_intent(intent, approved(intent))
 
     class Locked(LaggingExchange):
         def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
@@ -729,7 +573,7 @@ def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secre
 
     assert outcome.error == "AuthenticationFailed"
     assert outcome.cause is not None and "CANARY" not in outcome.cause
-    assert control.record.state is TradingState.HALTED
+    assert control.get().state is TradingState.HALTED
     assert bus.events[0][1] == "TradingStateChanged"
 
 
@@ -737,10 +581,10 @@ def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained
     """A throttled control table while halting must not carry the exchange error (and its
     text) in its chain: Powertools prints the whole chain in the batch's failure."""
     intent = buy_intent()
-    orders = FakeOrders()
-    orders.add_intent(intent, approved(intent))
+    orders = MemoryOrders()
+    orders.record_intent(intent, approved(intent))
 
-    class Throttled(FakeControl):
+    class Throttled(MemoryControl):
         def get(self) -> TradingStateRecord:
             raise RuntimeError("ProvisionedThroughputExceededException")
 
@@ -753,9 +597,9 @@ def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained
             command(intent),
             exchange=Locked(paper(0)),
             orders=orders,
-            portfolio=FakePortfolio(),
+            portfolio=MemoryPortfolio(),
             control=Throttled(),
-            publisher=FakeBus(),
+            publisher=MemoryBus(),
             now_ms=1,
             secrets=("CANARY-SECRET-123",),
         )
@@ -766,16 +610,16 @@ def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained
 
 def test_execute_when_exchange_refuses_the_amount_then_fatal_error_is_the_answer() -> None:
     intent = buy_intent()
-    orders = FakeOrders()
-    orders.add_intent(intent, approved(intent, "0.0001"))
+    orders = MemoryOrders()
+    orders.record_intent(intent, approved(intent, "0.0001"))
 
     outcome = run_execute(
         command(intent, "0.0001"),
         exchange=paper(intent.candle_time),
         orders=orders,
-        portfolio=FakePortfolio(),
-        control=FakeControl(),
-        publisher=FakeBus(),
+        portfolio=MemoryPortfolio(),
+        control=MemoryControl(),
+        publisher=MemoryBus(),
         now_ms=intent.candle_time,
     )
 
@@ -831,7 +675,7 @@ def test_fill_delta_when_partial_then_full_then_the_second_fill_is_the_remainder
 
 
 def test_ingest_when_market_is_new_then_backfills_and_publishes_only_the_newest() -> None:
-    candles, bus = FakeCandles(), FakeBus()
+    candles, bus = MemoryCandles(), MemoryBus()
     source = ListSource({MARKET.key: closes_to_candles(["1"] * 10)})
 
     report = ingest([MARKET], source=source, candles=candles, publisher=bus, backfill=5)
@@ -843,7 +687,7 @@ def test_ingest_when_market_is_new_then_backfills_and_publishes_only_the_newest(
 
 
 def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
-    candles, bus = FakeCandles(), FakeBus()
+    candles, bus = MemoryCandles(), MemoryBus()
     rows = closes_to_candles(["1"] * 10)
     candles.put(MARKET, rows[:7])
 
@@ -856,11 +700,11 @@ def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
 
 
 def test_ingest_when_publishing_fails_then_nothing_is_stored_so_a_retry_publishes_again() -> None:
-    class BrokenBus(FakeBus):
+    class BrokenBus(MemoryBus):
         def publish(self, source: str, detail_type: str, details: Any) -> None:
             raise RuntimeError("put_events rejected")
 
-    candles = FakeCandles()
+    candles = MemoryCandles()
     rows = closes_to_candles(["1"] * 10)
     candles.put(MARKET, rows[:7])
     source = ListSource({MARKET.key: rows})
@@ -869,7 +713,7 @@ def test_ingest_when_publishing_fails_then_nothing_is_stored_so_a_retry_publishe
         ingest([MARKET], source=source, candles=candles, publisher=BrokenBus())
     assert candles.latest_timestamp(MARKET) == rows[6].timestamp
 
-    bus = FakeBus()
+    bus = MemoryBus()
     report = ingest([MARKET], source=source, candles=candles, publisher=bus)
     assert report.events == 3
     assert candles.latest_timestamp(MARKET) == rows[9].timestamp
@@ -877,7 +721,7 @@ def test_ingest_when_publishing_fails_then_nothing_is_stored_so_a_retry_publishe
 
 def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:
     other = Market(exchange="paper", symbol="LTC/BTC", timeframe="5m")
-    candles, bus = FakeCandles(), FakeBus()
+    candles, bus = MemoryCandles(), MemoryBus()
     source = ListSource(
         {MARKET.key: closes_to_candles(["1"] * 3), other.key: []}, broken=frozenset({other.key})
     )
@@ -893,8 +737,8 @@ def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:
 
 def test_reconcile_when_unknown_order_is_absent_after_grace_then_it_fails() -> None:
     intent = buy_intent()
-    orders, portfolio = FakeOrders(), FakePortfolio()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    orders.record_intent(intent, approved(intent))
     orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
         update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
     )
@@ -909,8 +753,8 @@ def test_reconcile_when_unknown_order_is_absent_after_grace_then_it_fails() -> N
 
 def test_reconcile_when_unknown_order_was_filled_then_ledger_and_position_follow() -> None:
     intent = buy_intent()
-    orders, portfolio = FakeOrders(), FakePortfolio()
-    orders.add_intent(intent, approved(intent))
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    orders.record_intent(intent, approved(intent))
     orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
         update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
     )
@@ -942,10 +786,10 @@ def test_reconcile_when_a_buy_and_its_sell_are_both_unknown_then_applied_buy_fir
         side=Side.SELL,
         reference_price=Decimal("0.05"),
     )
-    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
     exchange = paper(1)
     for intent in (sell, buy):  # the sell first in the ledger's listing
-        orders.add_intent(intent, approved(intent))
+        orders.record_intent(intent, approved(intent))
         orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
             update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
         )
@@ -968,7 +812,7 @@ def test_reconcile_when_a_buy_and_its_sell_are_both_unknown_then_applied_buy_fir
 
 
 def test_reconcile_when_an_open_order_is_not_ours_then_it_is_adopted_once() -> None:
-    orders, portfolio = FakeOrders(), FakePortfolio()
+    orders, portfolio = MemoryOrders(), MemoryPortfolio()
     exchange = paper(1, price="0.05")
     exchange.create_order(
         MARKET,
@@ -988,13 +832,13 @@ def test_reconcile_when_an_open_order_is_not_ours_then_it_is_adopted_once() -> N
 
 
 def test_set_trading_state_when_halted_by_operator_then_state_and_event_name_the_caller() -> None:
-    control, bus = FakeControl(), FakeBus()
+    control, bus = MemoryControl(), MemoryBus()
 
     record = set_trading_state(
         TradingState.HALTED, reason="drill", who="alice", now_ms=7, control=control, publisher=bus
     )
 
-    assert control.record == record
+    assert control.get() == record
     assert bus.events[0][2]["previous"] == "ACTIVE"
     assert bus.events[0][2]["current"]["changed_by"] == "alice"
 
@@ -1039,3 +883,147 @@ def test_task_token_of_reads_only_the_top_level_and_never_recurses(
     body: str, token: str | None
 ) -> None:
     assert task_token_of(body) == token
+
+
+# -- the in-memory adapters keep the stores' semantics ------------------------------------------
+
+
+def test_memory_candles_when_read_until_a_time_then_the_latest_n_up_to_it_oldest_first() -> None:
+    candles = MemoryCandles()
+    rows = closes_to_candles(["1", "2", "3", "4", "5"])
+    candles.put(MARKET, [rows[3], rows[0], rows[4]])
+    candles.put(MARKET, [rows[2], rows[1]])
+
+    assert candles.latest(MARKET, 2, until_ms=rows[3].timestamp) == rows[2:4]
+    assert candles.latest(MARKET, 10) == rows
+    assert candles.latest(MARKET, 0) == []
+    assert candles.latest_timestamp(MARKET) == rows[4].timestamp
+
+
+def filled(intent: OrderIntent, price: str = "0.05") -> Order:
+    """The exchange's report of ``intent`` filled whole: 0.1 at ``price``, a 0.1% fee."""
+    now = intent.candle_time + TF
+    return Order(
+        intent_id=intent.intent_id,
+        client_order_id=intent.client_order_id,
+        exchange_order_id=f"x-{intent.intent_id}",
+        market=MARKET,
+        side=intent.side,
+        order_type=OrderType.MARKET,
+        amount=Decimal("0.1"),
+        status=OrderStatus.FILLED,
+        filled=Decimal("0.1"),
+        average=Decimal(price),
+        fee=Decimal("0.1") * Decimal(price) / 1000,
+        fee_currency=MARKET.quote,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_memory_orders_when_the_intent_comes_again_then_it_is_recorded_once() -> None:
+    orders = MemoryOrders()
+    intent = buy_intent()
+
+    assert orders.record_intent(intent, approved(intent))
+    assert not orders.record_intent(intent, approved(intent, "0.2"))
+    entry = orders.get(intent.intent_id)
+    assert entry is not None and entry.decision == approved(intent)
+
+
+def test_memory_orders_when_the_status_moved_on_then_stale_write_and_no_change() -> None:
+    orders = MemoryOrders()
+    intent = buy_intent()
+    orders.record_intent(intent, approved(intent))
+    order = filled(intent)
+
+    orders.record(intent.intent_id, OrderStatus.NEW, order, 1)
+    with pytest.raises(StaleWrite):
+        orders.record(
+            intent.intent_id, OrderStatus.NEW, order.model_copy(update={"status": "submitted"}), 2
+        )
+    with pytest.raises(StaleWrite):
+        orders.mark_sent(intent.intent_id, 3)
+    with pytest.raises(StaleWrite):
+        orders.settle(intent.intent_id, OrderStatus.NEW, OrderStatus.UNKNOWN, "timeout", 4)
+    assert orders.entries[intent.intent_id].status is OrderStatus.FILLED
+
+
+def test_memory_orders_when_a_move_is_not_in_the_table_then_invalid_transition() -> None:
+    orders = MemoryOrders()
+    intent = buy_intent()
+    orders.record_intent(intent, approved(intent))
+    orders.record(intent.intent_id, OrderStatus.NEW, filled(intent), 1)
+
+    with pytest.raises(InvalidTransition):
+        orders.settle(intent.intent_id, OrderStatus.FILLED, OrderStatus.UNKNOWN, "timeout", 2)
+    again = orders.record(intent.intent_id, OrderStatus.FILLED, filled(intent), 3)
+    assert again.status is OrderStatus.FILLED  # the same terminal status: a redelivery
+
+
+def test_memory_portfolio_when_a_report_comes_twice_then_one_fill_and_the_loss_is_kept() -> None:
+    portfolio = MemoryPortfolio()
+    buy = buy_intent()
+    sell = new_intent(
+        strategy="sma_cross",
+        market=MARKET,
+        candle_time=T0 + 10 * TF,
+        side=Side.SELL,
+        reference_price=Decimal("0.04"),
+    )
+    bought = filled(buy)
+    sold = filled(sell, "0.04")
+
+    assert len(portfolio.apply_order_fills(bought)) == 1
+    assert portfolio.apply_order_fills(bought) == []
+    assert portfolio.apply_order_fills(sold)[0].amount == Decimal("0.1")
+
+    assert portfolio.position(MARKET).amount == 0
+    assert portfolio.position(MARKET).realized_pnl < 0
+    assert portfolio.account().last_losing_trade_ms == sold.updated_at
+
+
+def test_memory_portfolio_marks_and_order_times_never_move_backwards() -> None:
+    portfolio = MemoryPortfolio()
+    day = 86_400_000
+    portfolio.mark_equity(Decimal(2), 5 * day + 1)
+    portfolio.mark_equity(Decimal(1), 5 * day + 2)
+    portfolio.mark_equity(Decimal(3), 4 * day)
+    for at in (1_000, 1_000, 3_601_000, 3_602_000):
+        portfolio.record_order_placed(at)
+
+    account = portfolio.account()
+    assert account.peak_equity == Decimal(3)
+    assert (account.day, account.day_start_equity) == (5, Decimal(2))
+    assert account.order_times_ms == (3_601_000, 3_602_000)
+
+
+def test_memory_portfolio_when_the_paper_state_changed_since_read_then_stale_write() -> None:
+    portfolio = MemoryPortfolio()
+    _, version = portfolio.paper_state()
+    assert portfolio.save_paper_state("{}", version) == 1
+
+    with pytest.raises(StaleWrite):
+        portfolio.save_paper_state('{"late": true}', version)
+    assert portfolio.paper_state() == ("{}", 1)
+
+
+def test_memory_control_when_never_set_then_active_as_the_store_says_until_set() -> None:
+    control = MemoryControl()
+    halted = TradingStateRecord(
+        state=TradingState.HALTED, reason="drill", changed_at=1, changed_by="alice"
+    )
+
+    assert control.get() == MEMORY_DEFAULT_STATE == DEFAULT_TRADING_STATE
+    assert control.set(halted, unless=TradingState.ACTIVE)  # never set: the store writes too
+    assert not control.set(halted, unless=TradingState.HALTED)
+    assert control.get() == halted
+
+
+def test_memory_task_answers_when_a_token_is_answered_twice_then_only_the_first_counts() -> None:
+    tasks = MemoryTaskAnswers()
+    port: TaskAnswers = tasks
+
+    assert port.succeed("t-1", {"order": {}})
+    assert not port.fail("t-1", "FatalExchangeError", "late")
+    assert tasks.answers["t-1"] == ("success", {"order": {}})
