@@ -63,6 +63,7 @@ class MemoryCandles:
         self._times: dict[str, list[int]] = {}
         self.puts = 0
         """Calls of :meth:`put` (a test checks a refused event stores nothing)."""
+        self.published: dict[str, int] = {}
 
     def put(self, market: Market, candles: Sequence[Candle]) -> None:
         """Store (or overwrite) candles."""
@@ -86,6 +87,13 @@ class MemoryCandles:
     def latest_timestamp(self, market: Market) -> int | None:
         times = self._times.get(market.key)
         return times[-1] if times else None
+
+    def published_through(self, market: Market) -> int | None:
+        return self.published.get(market.key)
+
+    def mark_published(self, market: Market, through_ms: int) -> None:
+        """Forward only, as the store's conditional update."""
+        self.published[market.key] = max(through_ms, self.published.get(market.key, through_ms))
 
 
 class MemorySignals:

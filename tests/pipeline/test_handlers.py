@@ -120,7 +120,9 @@ def test_ingest_sample_when_candles_are_new_then_stores_them_and_publishes_candl
     result = app.handler(sample_event("ingest"), context)
 
     assert result == {"candles": 5, "events": 1, "failures": {}}
-    assert len(aws.items("CANDLES_TABLE")) == 5
+    store = CandleStore(aws.dynamodb, aws.tables["CANDLES_TABLE"])
+    assert store.latest(MARKET, 10) == rows
+    assert store.published_through(MARKET) == signal_sample.candle.timestamp
     published = aws.bus_events("CandlesClosed")
     assert [e["source"] for e in published] == ["tickstep.ingest"]
     assert CandlesClosed.model_validate(published[0]["detail"]).candles == (signal_sample,)
@@ -144,15 +146,17 @@ def test_ingest_when_the_event_has_no_detail_type_then_names_it_and_writes_nothi
 # -- signal -----------------------------------------------------------------------------------
 
 
-def test_signal_sample_when_no_history_then_holds_and_stores_the_event_candle(
+def test_signal_sample_when_no_history_then_holds_and_writes_no_candle(
     aws: Aws, function: Loader, context: FakeContext
 ) -> None:
+    """Ingest is the candles' only writer: signal computes on the event's candle when it is
+    not stored, and leaves the table as it found it."""
     result = function("signal").handler(sample_event("signal"), context)
 
     assert result["signal"]["action"] == "HOLD"
     assert result["intent"] is None
-    stored = CandleStore(aws.dynamodb, aws.tables["CANDLES_TABLE"]).latest(MARKET, 10)
-    assert stored == [CandleClosed.model_validate(sample_event("signal")).candle]
+    assert result["signal"]["close"] == sample_event("signal")["candle"]["close"]
+    assert CandleStore(aws.dynamodb, aws.tables["CANDLES_TABLE"]).latest(MARKET, 10) == []
 
 
 def test_signal_when_the_fast_average_crosses_up_then_returns_a_buy_intent(

@@ -46,7 +46,8 @@ from tickstep.local.faults import FaultInjector
 from tickstep.local.recorder import CallRecorder, calls_made_by, recording
 from tickstep.local.runtime import LocalRun, settle
 from tickstep.local.template import load_template
-from tickstep.stores import PortfolioStore
+from tickstep.models import CandleClosed
+from tickstep.stores import CandleStore, PortfolioStore
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_OWNERS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
@@ -401,11 +402,13 @@ def drill(used: Used) -> None:
 
 def paper_as_deployed(used: Used) -> None:
     """Paper mode with the dependencies each handler builds for itself, as in AWS (the
-    replay's feed and clock are not handed in): the signal stores a candle ingest has not
-    stored yet, execute fills at the latest stored close, risk pulls the kill switch on a
-    daily loss, and an order the ledger settled meanwhile ends in ReadLedger."""
+    replay's feed and clock are not handed in): the signal reads the candle ingest stored
+    before it published it, execute fills at the latest stored close, risk pulls the kill
+    switch on a daily loss, and an order the ledger settled meanwhile ends in ReadLedger."""
     with recording() as recorder, LocalCloud(ROOT, {"TradingMode": "paper"}) as cloud:
         signal_event = json.loads((ROOT / "events" / "signal.json").read_text())
+        closed = CandleClosed.model_validate(signal_event)
+        CandleStore(cloud.ddb, "CandlesTable").put(closed.market, [closed.candle])  # as ingest
         cloud.invoke("SignalFunction", signal_event)
 
         PortfolioStore(cloud.ddb, "PortfolioTable").mark_equity(Decimal(2), now_ms())

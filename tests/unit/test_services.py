@@ -152,7 +152,7 @@ def paper(now: int, price: str = "0.05") -> PaperExchange:
 # -- signal -----------------------------------------------------------------------------------
 
 
-def test_signal_when_history_is_short_then_holds_and_stores_the_event_candle() -> None:
+def test_signal_when_history_is_short_then_holds_and_writes_no_candle() -> None:
     candles, portfolio = MemoryCandles(), MemoryPortfolio()
     event = CandleClosed(market=MARKET, candle=candle(0, "1.0"))
 
@@ -160,7 +160,7 @@ def test_signal_when_history_is_short_then_holds_and_stores_the_event_candle() -
 
     assert out.signal.action is SignalAction.HOLD
     assert out.intent is None
-    assert candles.latest(MARKET, 5) == [event.candle]
+    assert candles.puts == 0  # ingest is the candles' only writer
 
 
 def test_signal_when_fast_sma_crosses_above_then_buy_intent_has_the_derived_id() -> None:
@@ -184,7 +184,7 @@ def test_signal_when_fast_sma_crosses_above_then_buy_intent_has_the_derived_id()
     )
 
 
-def test_signal_when_the_stored_candle_differs_then_the_event_candle_wins() -> None:
+def test_signal_when_the_stored_candle_differs_then_computes_on_the_event_candle() -> None:
     candles, portfolio = MemoryCandles(), MemoryPortfolio()
     history = closes_to_candles(CROSS_UP)
     stale = history[-1].model_copy(update={"close": Decimal("0.6"), "high": Decimal("1.2")})
@@ -197,8 +197,8 @@ def test_signal_when_the_stored_candle_differs_then_the_event_candle_wins() -> N
         portfolio=portfolio,
     )
 
-    assert out.signal.close == Decimal("1.2")
-    assert candles.latest(MARKET, 1) == [history[-1]]
+    assert out.signal.close == Decimal("1.2")  # computed on the candle the event names
+    assert candles.latest(MARKET, 1) == [stale]  # and the store left to its one writer
 
 
 def test_signal_when_sell_and_nothing_is_held_then_no_intent() -> None:
@@ -699,24 +699,57 @@ def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
     assert [c.candle.timestamp for c in batch.candles] == [r.timestamp for r in rows[7:]]
 
 
-def test_ingest_when_publishing_fails_then_nothing_is_stored_so_a_retry_publishes_again() -> None:
+def test_ingest_when_publishing_fails_then_the_next_run_publishes_what_it_stored() -> None:
     class BrokenBus(MemoryBus):
         def publish(self, source: str, detail_type: str, details: Any) -> None:
             raise RuntimeError("put_events rejected")
 
     candles = MemoryCandles()
     rows = closes_to_candles(["1"] * 10)
-    candles.put(MARKET, rows[:7])
+    first = ListSource({MARKET.key: rows[:7]})
+    ingest([MARKET], source=first, candles=candles, publisher=MemoryBus(), backfill=7)
+    assert candles.published_through(MARKET) == rows[6].timestamp
     source = ListSource({MARKET.key: rows})
 
     with pytest.raises(RuntimeError, match="put_events"):
         ingest([MARKET], source=source, candles=candles, publisher=BrokenBus())
-    assert candles.latest_timestamp(MARKET) == rows[6].timestamp
+    # Stored (ingest stores first), but the cursor did not move: not yet announced.
+    assert candles.latest_timestamp(MARKET) == rows[9].timestamp
+    assert candles.published_through(MARKET) == rows[6].timestamp
 
     bus = MemoryBus()
     report = ingest([MARKET], source=source, candles=candles, publisher=bus)
+    assert report.candles == 0  # nothing new on the exchange
     assert report.events == 3
-    assert candles.latest_timestamp(MARKET) == rows[9].timestamp
+    batch = CandlesClosed.model_validate(bus.events[0][2])
+    assert [c.candle.timestamp for c in batch.candles] == [r.timestamp for r in rows[7:]]
+    assert candles.published_through(MARKET) == rows[9].timestamp
+
+    again = MemoryBus()
+    assert ingest([MARKET], source=source, candles=candles, publisher=again).events == 0
+    assert again.events == []
+
+
+def test_ingest_when_it_publishes_then_every_candle_it_names_is_stored() -> None:
+    """Signal and risk read the candle an event names from the store: it must be there."""
+    candles = MemoryCandles()
+    rows = closes_to_candles(["1"] * 10)
+    candles.put(MARKET, rows[:7])
+    seen: list[bool] = []
+
+    class CheckingBus(MemoryBus):
+        def publish(self, source: str, detail_type: str, details: Any) -> None:
+            for detail in details:
+                for closed in CandlesClosed.model_validate(detail).candles:
+                    stored = candles.latest(MARKET, 1, until_ms=closed.candle.timestamp)
+                    seen.append(stored == [closed.candle])
+            super().publish(source, detail_type, details)
+
+    ingest(
+        [MARKET], source=ListSource({MARKET.key: rows}), candles=candles, publisher=CheckingBus()
+    )
+
+    assert seen == [True, True, True]
 
 
 def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:

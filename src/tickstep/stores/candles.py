@@ -13,8 +13,10 @@ from tickstep.models import (
     Market,
 )
 from tickstep.ports import StaleWrite
-from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s
+from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s, condition_failed
 
+PUBLISHED_PREFIX = "PUBLISHED#"
+"""Partition key prefix of each market's publish cursor (then the market key)."""
 UNPROCESSED_ATTEMPTS = 8
 """Batch writes of what DynamoDB left unprocessed (a throttled partition), in all."""
 BACKOFF_BASE_S = 0.05
@@ -101,6 +103,33 @@ class CandleStore:
     def latest_timestamp(self, market: Market) -> int | None:
         latest = self.latest(market, 1)
         return latest[0].timestamp if latest else None
+
+    # How far ingest has published: one item per market beside its candles (its own
+    # partition, so the candles' queries never see it).
+
+    @staticmethod
+    def _cursor_key(market: Market) -> dict[str, Any]:
+        return {PK: _s(f"{PUBLISHED_PREFIX}{market.key}"), SK: _n(0)}
+
+    def published_through(self, market: Market) -> int | None:
+        """The open time of the last candle ingest published for ``market`` (None: never)."""
+        item = self._client.get_item(
+            TableName=self._table, Key=self._cursor_key(market), ConsistentRead=True
+        ).get("Item")
+        return None if item is None else int(item["through"]["N"])
+
+    def mark_published(self, market: Market, through_ms: int) -> None:
+        """Move the cursor forward to ``through_ms``; never back (a slow, late run)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._cursor_key(market),
+                UpdateExpression="SET through = :t",
+                ConditionExpression="attribute_not_exists(through) OR through < :t",
+                ExpressionAttributeValues={":t": _n(through_ms)},
+            )
+        except condition_failed(self._client):
+            pass  # already there or further
 
     @staticmethod
     def _candle(item: dict[str, Any]) -> Candle:

@@ -34,9 +34,11 @@ def compute_signal(
     signals: SignalRepository | None = None,
     store_hold: bool = False,
 ) -> SignalOutput:
-    """The market's strategy on the candles up to the event's candle, which is always included
-    (and stored if missing: the event is the source of truth). A SELL with nothing held, and
-    every HOLD, give no intent."""
+    """The market's strategy on the stored candles up to the event's candle, which is always the
+    last one. Ingest stores a candle before it publishes it, so it is there; should it not be
+    (an event replayed by hand after the candle expired), the event's candle is used as it is,
+    never written: ingest is the candles' only writer. A SELL with nothing held, and every
+    HOLD, give no intent."""
     from tickstep.candles import CandleArrays
     from tickstep.strategies import build_strategy
 
@@ -48,7 +50,6 @@ def compute_signal(
         event.market, warmup_candles(strategy.warmup), until_ms=event.candle.timestamp
     )
     if not history or history[-1] != event.candle:
-        candles.put(event.market, [event.candle])
         history = [c for c in history if c.timestamp < event.candle.timestamp]
         history.append(event.candle)
     signal = strategy.signal(event.market, CandleArrays.from_candles(history))
