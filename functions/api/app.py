@@ -19,9 +19,20 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from tickstep.models import Market, OrderStatus, PlainText, TradingState
+from tickstep.http_api import (
+    CALLER_FIELD,
+    HttpApiEvent,
+    OrdersQuery,
+    SignalsQuery,
+    StateChangeRequest,
+    forbidden,
+    invalid,
+    ok,
+    verified_caller,
+)
+from tickstep.models import Market, OrderStatus, TradingState
 from tickstep.ports import (
     ControlRepository,
     OrderRepository,
@@ -76,121 +87,22 @@ set_dependencies = _deps.set
 dependencies = _deps.get
 
 
-class StateChangeRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    # Kept, logged and sent in the alarm e-mail: one line that shows what it says (no NUL,
-    # CR/LF or bidi override such as U+202E).
-    reason: PlainText = Field(min_length=1, max_length=400)
-
-
-class OrdersQuery(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    status: OrderStatus | None = None
-    limit: int = Field(default=50, ge=1, le=200)
-
-
-class SignalsQuery(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    limit: int = Field(default=1, ge=1, le=50)
-
-
-class _Http(BaseModel):
-    method: str = Field(min_length=1, max_length=16)
-
-
-class _Authorizer(BaseModel):
-    iam: dict[str, Any] | None = None
-
-
-class _RequestContext(BaseModel):
-    http: _Http
-    stage: str = Field(min_length=1, max_length=128)
-    authorizer: _Authorizer | None = None
-
-
-class HttpApiEvent(BaseModel):
-    """What the resolver and :func:`_caller` read of an HTTP API (payload 2.0) event, checked
-    before routing so a malformed event answers 422 naming the field, not a crash. Other
-    fields are ignored: API Gateway adds fields over time."""
-
-    raw_path: str = Field(alias="rawPath", min_length=1, max_length=8192)
-    request_context: _RequestContext = Field(alias="requestContext")
-    headers: dict[str, str] | None = None
-    query_string_parameters: dict[str, str] | None = Field(
-        default=None, alias="queryStringParameters"
-    )
-    cookies: list[str] | None = None
-    body: str | None = None
-    is_base64_encoded: bool = Field(default=False, alias="isBase64Encoded")
-
-
-def _invalid(exc: ValidationError | ValueError) -> Response[str]:
-    if isinstance(exc, ValidationError):
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
-            for err in exc.errors()
-        ]
-    else:
-        errors = [{"field": "body", "message": str(exc)}]
-    return Response(
-        status_code=422,
-        content_type=content_types.APPLICATION_JSON,
-        body=_json({"error": "invalid request", "errors": errors}),
-    )
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _ok(data: Any) -> Response[str]:
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_json(data))
-
-
-CALLER_FIELD = "requestContext.authorizer.iam"
-
-
-def _caller() -> str | None:
-    """Who called, as API Gateway's IAM authorizer verified it (an ARN, never a secret), for
-    the audit trail; None when the request carries no verified identity."""
-    context = app.current_event.raw_event.get("requestContext") or {}
-    iam = (context.get("authorizer") or {}).get("iam") or {}
-    for key in ("userArn", "callerId"):
-        value = iam.get(key)
-        if isinstance(value, str) and 0 < len(value) <= 2048 and value.isprintable():
-            return value[:128]
-    return None
-
-
-def _forbidden(field: str, message: str) -> Response[str]:
-    return Response(
-        status_code=403,
-        content_type=content_types.APPLICATION_JSON,
-        body=_json({"error": "forbidden", "errors": [{"field": field, "message": message}]}),
-    )
-
-
 @app.get("/health")
 def health() -> Response[str]:
-    return _ok({"status": "ok"})
+    return ok({"status": "ok"})
 
 
 @app.get("/status")
 def get_status() -> Response[str]:
     deps = dependencies()
-    return _ok({"mode": deps.mode, **status(deps.control, deps.orders, deps.portfolio)})
+    return ok({"mode": deps.mode, **status(deps.control, deps.orders, deps.portfolio)})
 
 
 @app.get("/positions")
 def get_positions() -> Response[str]:
     deps = dependencies()
     balances = deps.portfolio.balances() or {}
-    return _ok(
+    return ok(
         {
             "positions": [p.model_dump(mode="json") for p in deps.portfolio.positions()],
             "balances": {k: v.model_dump(mode="json") for k, v in balances.items()},
@@ -203,10 +115,10 @@ def get_orders() -> Response[str]:
     try:
         query = OrdersQuery.model_validate(app.current_event.query_string_parameters or {})
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid(exc)
     statuses = [query.status] if query.status else list(OrderStatus)
     entries = dependencies().orders.by_status(statuses, limit=query.limit)
-    return _ok({"orders": [e.model_dump(mode="json") for e in entries]})
+    return ok({"orders": [e.model_dump(mode="json") for e in entries]})
 
 
 @app.get("/signals")
@@ -214,7 +126,7 @@ def get_signals() -> Response[str]:
     try:
         query = SignalsQuery.model_validate(app.current_event.query_string_parameters or {})
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid(exc)
     deps = dependencies()
     signals = deps.signals
     found = {
@@ -223,13 +135,13 @@ def get_signals() -> Response[str]:
         else []
         for m in deps.markets
     }
-    return _ok({"signals": found})
+    return ok({"signals": found})
 
 
 def _change_state(state: TradingState) -> Response[str]:
-    who = _caller()
+    who = verified_caller(app.current_event.raw_event)
     if who is None:
-        return _forbidden(CALLER_FIELD, "no verified caller identity: the route needs IAM auth")
+        return forbidden(CALLER_FIELD, "no verified caller identity: the route needs IAM auth")
     try:
         # pydantic's own JSON parser: a body nested 5,000 deep is "recursion limit exceeded",
         # a 422, where json.loads would raise RecursionError (a 500).
@@ -240,7 +152,7 @@ def _change_state(state: TradingState) -> Response[str]:
             else StateChangeRequest.model_validate({})
         )
     except (ValidationError, ValueError) as exc:
-        return _invalid(exc)
+        return invalid(exc)
     deps = dependencies()
     record = set_trading_state(
         state,
@@ -254,7 +166,7 @@ def _change_state(state: TradingState) -> Response[str]:
         name="TradingHalted", unit=MetricUnit.Count, value=int(state is TradingState.HALTED)
     )
     logger.warning("trading state set", state=state.value, by=record.changed_by)
-    return _ok(record.model_dump(mode="json"))
+    return ok(record.model_dump(mode="json"))
 
 
 @app.post("/halt")
@@ -274,11 +186,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         HttpApiEvent.model_validate(event)
     except ValidationError as exc:
-        invalid = _invalid(exc)
+        refused = invalid(exc)
         return {
-            "statusCode": invalid.status_code,
+            "statusCode": refused.status_code,
             "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": invalid.body,
+            "body": refused.body,
             "isBase64Encoded": False,
         }
     return app.resolve(event, context)
