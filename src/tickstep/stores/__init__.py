@@ -2,8 +2,9 @@
 switch.
 
 Each store takes a low-level boto3 DynamoDB client (a moto- or stub-backed one in tests) and
-never imports boto3 itself. Numbers cross as DynamoDB ``N`` strings written from ``Decimal`` and
-read back with ``Decimal(str)``, so money stays exact; whole models that nobody queries by field
+never makes one itself. Values cross through boto3's TypeSerializer and TypeDeserializer
+(``stores.dynamo``): numbers are ``N`` strings written from ``Decimal`` and read back as
+``Decimal``, so money stays exact; whole models that nobody queries by field
 are stored as pydantic JSON in an ``S`` attribute. Every write that could race or be repeated is
 conditional, so a redelivery changes nothing and a stale writer fails instead of overwriting.
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 from tickstep.models import (
@@ -13,7 +12,16 @@ from tickstep.models import (
     Market,
 )
 from tickstep.ports import StaleWrite
-from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s, condition_failed
+from tickstep.stores.dynamo import (
+    PK,
+    SK,
+    TTL_ATTRIBUTE,
+    _n,
+    _s,
+    condition_failed,
+    from_item,
+    to_item,
+)
 
 PUBLISHED_PREFIX = "PUBLISHED#"
 """Partition key prefix of each market's publish cursor (then the market key)."""
@@ -48,16 +56,18 @@ class CandleStore:
     def _item(self, market: Market, candle: Candle) -> dict[str, Any]:
         close_s = (candle.timestamp + market.timeframe_ms) // 1000
         keep_s = max(self._min_retention_s, 1000 * market.timeframe_ms // 1000)
-        return {
-            PK: _s(market.key),
-            SK: _n(candle.timestamp),
-            "o": _n(candle.open),
-            "h": _n(candle.high),
-            "l": _n(candle.low),
-            "c": _n(candle.close),
-            "v": _n(candle.volume),
-            TTL_ATTRIBUTE: _n(close_s + keep_s),
-        }
+        return to_item(
+            {
+                PK: market.key,
+                SK: candle.timestamp,
+                "o": candle.open,
+                "h": candle.high,
+                "l": candle.low,
+                "c": candle.close,
+                "v": candle.volume,
+                TTL_ATTRIBUTE: close_s + keep_s,
+            }
+        )
 
     def put(self, market: Market, candles: Sequence[Candle]) -> None:
         """Store (or overwrite with the same values) candles; 25 per batch request."""
@@ -133,11 +143,12 @@ class CandleStore:
 
     @staticmethod
     def _candle(item: dict[str, Any]) -> Candle:
+        row = from_item(item)
         return Candle(
-            timestamp=int(item[SK]["N"]),
-            open=Decimal(item["o"]["N"]),
-            high=Decimal(item["h"]["N"]),
-            low=Decimal(item["l"]["N"]),
-            close=Decimal(item["c"]["N"]),
-            volume=Decimal(item["v"]["N"]),
+            timestamp=int(row[SK]),
+            open=row["o"],
+            high=row["h"],
+            low=row["l"],
+            close=row["c"],
+            volume=row["v"],
         )

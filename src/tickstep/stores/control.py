@@ -8,7 +8,14 @@ from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
-from tickstep.stores.dynamo import CONTROL_KEY, PK, _int, _n, _s, _str, condition_failed
+from tickstep.stores.dynamo import (
+    CONTROL_KEY,
+    PK,
+    _s,
+    condition_failed,
+    from_item,
+    to_item,
+)
 
 DEFAULT_TRADING_STATE = TradingStateRecord(
     state=TradingState.ACTIVE, reason="default: never set", changed_at=0, changed_by="default"
@@ -28,11 +35,12 @@ class ControlStore:
         ).get("Item")
         if item is None:
             return DEFAULT_TRADING_STATE
+        row = from_item(item)
         return TradingStateRecord(
-            state=TradingState(item["state"]["S"]),
-            reason=_str(item, "reason") or "",
-            changed_at=_int(item, "changed_at") or 0,
-            changed_by=_str(item, "changed_by") or "unknown",
+            state=TradingState(row["state"]),
+            reason=row.get("reason") or "",
+            changed_at=int(row.get("changed_at") or 0),
+            changed_by=row.get("changed_by") or "unknown",
         )
 
     def set(self, record: TradingStateRecord, *, unless: TradingState | None = None) -> bool:
@@ -48,13 +56,15 @@ class ControlStore:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item={
-                    PK: _s(CONTROL_KEY),
-                    "state": _s(record.state.value),
-                    "reason": _s(record.reason),
-                    "changed_at": _n(record.changed_at),
-                    "changed_by": _s(record.changed_by),
-                },
+                Item=to_item(
+                    {
+                        PK: CONTROL_KEY,
+                        "state": record.state.value,
+                        "reason": record.reason,
+                        "changed_at": record.changed_at,
+                        "changed_by": record.changed_by,
+                    }
+                ),
                 **kwargs,
             )
         except condition_failed(self._client):

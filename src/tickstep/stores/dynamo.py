@@ -1,12 +1,14 @@
 """The DynamoDB side every store shares: the key layout (template.yaml declares the same
-tables) and the conversions between items and Decimal, int and str."""
+tables) and the conversions between items and plain values (boto3's TypeSerializer)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 PK = "pk"
 """Partition key of every table (Orders: the intent id, written by the order workflow)."""
@@ -56,27 +58,44 @@ def condition_failed(client: Any) -> tuple[type[Exception], ...]:
     return (errors.ConditionalCheckFailedException, errors.TransactionCanceledException)
 
 
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute values from plain ones, by boto3's TypeSerializer: ``str`` is S,
+    ``int`` and ``Decimal`` are N, exactly (a float is refused); None is left out."""
+    return {name: _SERIALIZER.serialize(v) for name, v in values.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values from DynamoDB attribute values (TypeDeserializer: N is ``Decimal``)."""
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
 def _n(value: Decimal | int) -> dict[str, str]:
-    return {"N": str(value)}
+    number: dict[str, str] = _SERIALIZER.serialize(value)
+    return number
 
 
 def _s(value: str) -> dict[str, str]:
-    return {"S": value}
+    text: dict[str, str] = _SERIALIZER.serialize(value)
+    return text
 
 
-def _dec(item: dict[str, Any], name: str) -> Decimal | None:
+def _dec(item: Mapping[str, Any], name: str) -> Decimal | None:
     attr = item.get(name)
-    return None if attr is None or "N" not in attr else Decimal(attr["N"])
+    return None if attr is None or "N" not in attr else Decimal(_DESERIALIZER.deserialize(attr))
 
 
-def _int(item: dict[str, Any], name: str) -> int | None:
+def _int(item: Mapping[str, Any], name: str) -> int | None:
     value = _dec(item, name)
     return None if value is None else int(value)
 
 
-def _str(item: dict[str, Any], name: str) -> str | None:
+def _str(item: Mapping[str, Any], name: str) -> str | None:
     attr = item.get(name)
-    return None if attr is None or "S" not in attr else str(attr["S"])
+    return None if attr is None or "S" not in attr else str(_DESERIALIZER.deserialize(attr))
 
 
 def _iso(ms: int) -> str:

@@ -18,13 +18,12 @@ from tickstep.ports import InvalidTransition, LedgerEntry, StaleWrite
 from tickstep.stores.dynamo import (
     BY_STATUS_INDEX,
     PK,
-    _int,
     _iso,
     _n,
     _query_all,
     _s,
-    _str,
     condition_failed,
+    from_item,
 )
 
 
@@ -45,30 +44,30 @@ class OrderStore:
 
     @staticmethod
     def _entry(item: dict[str, Any]) -> LedgerEntry:
-        intent_json = _str(item, "intent")
-        decision_json = _str(item, "decision")
-        order_json = _str(item, "order")
+        row = from_item(item)
+        intent_json, decision_json, order_json = (
+            row.get(k) for k in ("intent", "decision", "order")
+        )
         intent = OrderIntent.model_validate_json(intent_json) if intent_json else None
         order = Order.model_validate_json(order_json) if order_json else None
-        market_key = _str(item, "market")
         market = (
             intent.market
             if intent
             else order.market
             if order
-            else _market_from_key(market_key or "")
+            else _market_from_key(row.get("market") or "")
         )
         return LedgerEntry(
-            intent_id=item[PK]["S"],
-            status=OrderStatus(item["status"]["S"]),
+            intent_id=row[PK],
+            status=OrderStatus(row["status"]),
             market=market,
-            side=Side(_str(item, "side") or (order.side if order else Side.BUY)),
+            side=Side(row.get("side") or (order.side if order else Side.BUY)),
             intent=intent,
             decision=RiskDecision.model_validate_json(decision_json) if decision_json else None,
             order=order,
-            error=_str(item, "error"),
-            sent_at=_int(item, "sent_at"),
-            candle_time=_int(item, "candle_time") or 0,
+            error=row.get("error"),
+            sent_at=int(row["sent_at"]) if "sent_at" in row else None,
+            candle_time=int(row.get("candle_time") or 0),
         )
 
     def get(self, intent_id: str) -> LedgerEntry | None:

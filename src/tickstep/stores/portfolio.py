@@ -34,6 +34,7 @@ from tickstep.stores.dynamo import (
     _query_all,
     _s,
     condition_failed,
+    from_item,
 )
 
 
@@ -58,11 +59,12 @@ class PortfolioStore:
 
     @staticmethod
     def _position(item: dict[str, Any]) -> Position:
+        row = from_item(item)
         return Position(
-            market=Market.model_validate_json(item["market"]["S"]),
-            amount=_dec(item, "amount") or Decimal(0),
-            average_price=_dec(item, "average_price"),
-            realized_pnl=_dec(item, "realized_pnl") or Decimal(0),
+            market=Market.model_validate_json(row["market"]),
+            amount=row.get("amount") or Decimal(0),
+            average_price=row.get("average_price"),
+            realized_pnl=row.get("realized_pnl") or Decimal(0),
         )
 
     def position(self, market: Market) -> Position:

@@ -8,7 +8,7 @@ from tickstep.models import (
     Market,
     Signal,
 )
-from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _n, _s
+from tickstep.stores.dynamo import PK, SK, TTL_ATTRIBUTE, _s, from_item, to_item
 
 
 class SignalStore:
@@ -22,13 +22,15 @@ class SignalStore:
     def put(self, signal: Signal) -> None:
         self._client.put_item(
             TableName=self._table,
-            Item={
-                PK: _s(signal.market.key),
-                SK: _n(signal.candle_time),
-                "action": _s(signal.action.value),
-                "signal": _s(signal.model_dump_json()),
-                TTL_ATTRIBUTE: _n(signal.candle_time // 1000 + self._retention_s),
-            },
+            Item=to_item(
+                {
+                    PK: signal.market.key,
+                    SK: signal.candle_time,
+                    "action": signal.action.value,
+                    "signal": signal.model_dump_json(),
+                    TTL_ATTRIBUTE: signal.candle_time // 1000 + self._retention_s,
+                }
+            ),
         )
 
     def latest(self, market: Market, n: int = 10) -> list[Signal]:
@@ -40,4 +42,5 @@ class SignalStore:
             ScanIndexForward=False,
             Limit=n,
         )
-        return [Signal.model_validate_json(item["signal"]["S"]) for item in page.get("Items", [])]
+        rows = (from_item(item) for item in page.get("Items", []))
+        return [Signal.model_validate_json(row["signal"]) for row in rows]
