@@ -8,17 +8,22 @@ config); every function's dependencies are rebuilt inside each test's mock.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
+
+if TYPE_CHECKING:
+    from tickstep.config import TradingConfig
+    from tickstep.local.cloud import LocalCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("ingest", "signal", "risk", "execute", "reconcile", "api")
@@ -176,16 +181,24 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Aws]:
 _loaded: dict[str, ModuleType] = {}
 
 
+def load_module(name: str, path: Path) -> ModuleType:
+    """A Python file that is not in a package (a function's app.py, a tool) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+render_asl = load_module("render_asl", ROOT / "tools" / "render_asl.py")
+
+
 def load_function(name: str) -> ModuleType:
     """``functions/<name>/app.py`` as its own module (every function's file is app.py)."""
     if name not in _loaded:
         path = ROOT / "functions" / name / "app.py"
-        spec = importlib.util.spec_from_file_location(f"tickstep_function_{name}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        _loaded[name] = module
+        _loaded[name] = load_module(f"tickstep_function_{name}", path)
     module = _loaded[name]
     module.set_dependencies(None)
     return module
@@ -217,3 +230,108 @@ class FakeContext:
 @pytest.fixture
 def context() -> FakeContext:
     return FakeContext()
+
+
+# -- the template's roles -----------------------------------------------------------------------
+
+ROLE_OWNERS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
+"""The resource types SAM makes a role for, from their ``Policies``."""
+
+
+def listed(value: Any) -> list[Any]:
+    """A policy field that may hold one item or a list of them, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def role_owners(template: Mapping[str, Any]) -> list[str]:
+    return sorted(i for i, r in template["Resources"].items() if r["Type"] in ROLE_OWNERS)
+
+
+def role_policies(template: Mapping[str, Any], owner: str) -> Iterator[dict[str, Any]]:
+    """Each entry of the ``Policies`` of a function or state machine, in any parameter set
+    (both sides of an ``Fn::If``): an inline ``{"Statement": ...}`` or a SAM policy template
+    (``{name: arguments}``)."""
+    pending = list(template["Resources"][owner]["Properties"].get("Policies", []))
+    while pending:
+        policy = pending.pop()
+        assert isinstance(policy, dict), f"{owner}: teach this test what {policy!r} grants"
+        if "Fn::If" in policy:
+            pending += [b for b in policy["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}]
+        else:
+            yield policy
+
+
+# -- `tickstep local` runs ----------------------------------------------------------------------
+
+BUSY_LIMITS: dict[str, Any] = {
+    "max_notional_per_order": "0.05",
+    "max_position_per_market": "0.1",
+    "max_total_exposure": "0.25",
+    "max_daily_loss": "0.05",
+    "max_drawdown": "0.2",
+    "cooldown_after_loss_ms": 0,
+    "max_orders_per_hour": 2,
+    "price_band": "0.05",
+    "sizing": {"kind": "fixed_quote", "quote_amount": "0.02"},
+}
+
+
+def paper_config(
+    strategy: dict[str, Any],
+    symbols: Iterable[str] = ("ETH/BTC",),
+    *,
+    slippage: str = "0",
+    **limits: Any,
+) -> dict[str, Any]:
+    """A configuration over bundled 5m paper markets: ``strategy`` on each symbol, the
+    ``BUSY_LIMITS`` with ``limits`` changed, 1 BTC to start and a 0.1% fee."""
+    return {
+        "markets": [
+            {
+                "market": {"exchange": "paper", "symbol": symbol, "timeframe": "5m"},
+                "strategy": strategy,
+            }
+            for symbol in symbols
+        ],
+        "limits": {**BUSY_LIMITS, **limits},
+        "paper": {"fee_rate": "0.001", "slippage": slippage, "balances": {"BTC": "1"}},
+    }
+
+
+def busy_config() -> dict[str, Any]:
+    """A fast crossover so a short replay buys, sells and hits a risk limit."""
+    return paper_config({"name": "sma_cross", "params": {"fast": 2, "slow": 5}})
+
+
+def replay(
+    config: TradingConfig,
+    candles: int,
+    before_report: Callable[[LocalCloud], None],
+    **options: Any,
+) -> dict[str, Any]:
+    """``tickstep local`` over the first ``candles`` bundled closes; ``before_report`` runs on
+    the cloud after the replay, before the report (what it starts is settled first)."""
+    from tickstep.local.runtime import LocalRun  # moto's Step Functions, for these runs only
+
+    return LocalRun(
+        ROOT, config, candles=candles, out=io.StringIO(), before_report=before_report, **options
+    ).run()
+
+
+# -- a ccxt client without the network ----------------------------------------------------------
+
+
+class CcxtWithoutMarkets:
+    """The market calls of a fake ccxt client: no markets to load; amounts and prices go out
+    as the adapter gives them."""
+
+    precisionMode = 4  # noqa: N815 -- ccxt's attribute (TICK_SIZE)
+
+    def load_markets(self) -> dict[str, Any]:
+        return {}
+
+    def amount_to_precision(self, symbol: str, amount: str) -> str:
+        return amount
+
+    def price_to_precision(self, symbol: str, price: str) -> str:
+        return price

@@ -23,34 +23,38 @@ those: who may publish which event, who may read the secret).
 from __future__ import annotations
 
 import copy
-import io
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
 import ccxt
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from tests.pipeline.conftest import (
+    ROOT,
+    CcxtWithoutMarkets,
+    busy_config,
+    listed,
+    replay,
+    role_owners,
+    role_policies,
+)
 from tests.pipeline.test_drill import HIGH
-from tests.pipeline.test_local_runtime import busy_config
 from tickstep.config import drill_config, load_config_dict
 from tickstep.exchanges import ccxt_adapter
 from tickstep.local.cloud import LocalCloud
 from tickstep.local.faults import FaultInjector
 from tickstep.local.recorder import CallRecorder, calls_made_by, recording
-from tickstep.local.runtime import LocalRun, settle
+from tickstep.local.runtime import settle
 from tickstep.local.template import load_template
 from tickstep.models import CandleClosed
 from tickstep.stores import CandleStore, PortfolioStore
 
-ROOT = Path(__file__).resolve().parents[2]
-ROLE_OWNERS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
 DEADLINE_S = 60.0
 
 Permission = tuple[str, str]
@@ -123,10 +127,6 @@ NOT_CALLED_BY_THE_CODE: dict[str, set[Permission]] = {
 # -- what the template grants ---------------------------------------------------------------
 
 
-def listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def resource_name(template: Mapping[str, Any], node: Any) -> str:
     """A policy resource as this test names it: ``!GetAtt X.Arn``, ``!Ref X`` and the ARN
     pattern of a named secret give ``X``; ``!Sub ${X.Arn}/index/*`` gives ``X/index/*``."""
@@ -154,13 +154,8 @@ def granted(template: Mapping[str, Any], owner: str) -> set[Permission]:
     """Every (action, resource) the ``Policies`` of a function or state machine grant, in any
     parameter set (both sides of an ``Fn::If``)."""
     found: set[Permission] = set()
-    pending = list(template["Resources"][owner]["Properties"].get("Policies", []))
-    while pending:
-        policy = pending.pop()
-        assert isinstance(policy, dict), f"{owner}: teach this test what {policy!r} grants"
-        if "Fn::If" in policy:
-            pending += [b for b in policy["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}]
-        elif "Statement" in policy:
+    for policy in role_policies(template, owner):
+        if "Statement" in policy:
             for statement in listed(policy["Statement"]):
                 assert statement["Effect"] == "Allow", (owner, statement)
                 assert not {"NotAction", "NotResource"} & set(statement), (owner, statement)
@@ -177,10 +172,6 @@ def granted(template: Mapping[str, Any], owner: str) -> set[Permission]:
             resources = [target, f"{target}/index/*"] if name.startswith("DynamoDB") else [target]
             found |= {(action, resource) for action in actions for resource in resources}
     return found
-
-
-def role_owners(template: Mapping[str, Any]) -> list[str]:
-    return sorted(i for i, r in template["Resources"].items() if r["Type"] in ROLE_OWNERS)
 
 
 # -- what the code calls ----------------------------------------------------------------------
@@ -293,27 +284,17 @@ class Book:
 
 
 @dataclass
-class FakeCcxt:
+class FakeCcxt(CcxtWithoutMarkets):
     """The ccxt calls the adapter makes, without the network: one order placed by hand rests
     on the book; the ``book``'s closed orders; every order sent is refused."""
 
     apiKey: str  # noqa: N815 -- ccxt's attribute
     secret: str
     book: Book
-    precisionMode: int = 4  # noqa: N815
     has: dict[str, Any] = field(default_factory=dict)
 
     def milliseconds(self) -> int:
         return now_ms()
-
-    def load_markets(self) -> dict[str, Any]:
-        return {}
-
-    def amount_to_precision(self, symbol: str, amount: str) -> str:
-        return amount
-
-    def price_to_precision(self, symbol: str, price: str) -> str:
-        return price
 
     def create_order(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise self.book.refuse("binance {'code': -2015, 'msg': 'Invalid API-key'}")
@@ -367,14 +348,7 @@ def replay_and_call_the_api(used: Used) -> None:
         used.add(recorder, cloud)
 
     with recording() as recorder:
-        local = LocalRun(
-            ROOT,
-            load_config_dict(busy_config()),
-            candles=40,
-            out=io.StringIO(),
-            before_report=after,
-        )
-        report = local.run()
+        report = replay(load_config_dict(busy_config()), 40, after)
     assert report["orders"]["by_status"].get("filled", 0) >= 2, report["orders"]
 
 
@@ -386,16 +360,14 @@ def drill(used: Used) -> None:
         used.add(recorder, cloud)
 
     with recording() as recorder:
-        report = LocalRun(
-            ROOT,
+        report = replay(
             drill_config(),
-            candles=300,
-            out=io.StringIO(),
-            before_report=after,
+            300,
+            after,
             faults=FaultInjector(HIGH, seed=11),
             stop_after_intents=10,
             retry_time_scale=0.05,
-        ).run()
+        )
     assert report["faults_injected"].get("malformed-event", 0) > 0, report["faults_injected"]
     assert report["non_terminal_executions"] == 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -10,35 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import ROOT, busy_config, replay
 from tickstep.config import load_config_dict
 from tickstep.local.cloud import LocalCloud
-from tickstep.local.runtime import LocalRun
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def busy_config() -> dict[str, Any]:
-    """A fast crossover so a short replay buys, sells and hits a risk limit."""
-    return {
-        "markets": [
-            {
-                "market": {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"},
-                "strategy": {"name": "sma_cross", "params": {"fast": 2, "slow": 5}},
-            }
-        ],
-        "limits": {
-            "max_notional_per_order": "0.05",
-            "max_position_per_market": "0.1",
-            "max_total_exposure": "0.25",
-            "max_daily_loss": "0.05",
-            "max_drawdown": "0.2",
-            "cooldown_after_loss_ms": 0,
-            "max_orders_per_hour": 2,
-            "price_band": "0.05",
-            "sizing": {"kind": "fixed_quote", "quote_amount": "0.02"},
-        },
-        "paper": {"fee_rate": "0.001", "slippage": "0", "balances": {"BTC": "1"}},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +48,7 @@ def run() -> dict[str, Any]:
                 return
         raise AssertionError("no decide execution for the ordered candle")
 
-    local = LocalRun(
-        ROOT,
-        load_config_dict(busy_config()),
-        candles=40,
-        out=io.StringIO(),
-        before_report=redeliver_an_ordered_candle,
-    )
-    report = local.run()
+    report = replay(load_config_dict(busy_config()), 40, redeliver_an_ordered_candle)
     report["redelivered"] = redelivered
     return report
 
@@ -244,14 +210,7 @@ def test_decide_when_one_market_fails_then_the_others_are_decided_and_the_execut
             ]
         )
 
-    config = busy_config()
-    report = LocalRun(
-        ROOT,
-        load_config_dict(config),
-        candles=1,
-        out=io.StringIO(),
-        before_report=publish_a_mixed_tick,
-    ).run()
+    report = replay(load_config_dict(busy_config()), 1, publish_a_mixed_tick)
 
     assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": 1, "FAILED": 1}
     assert report["signals"]["MarketFailed"] == 1

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import paper_config
 from tickstep.cli import main
 from tickstep.local import runtime
 from tickstep.local.cloud import LocalCloud
@@ -20,28 +21,9 @@ MARKETS = ("ETH/BTC", "LTC/BTC", "XMR/BTC")
 
 def ml_config() -> dict[str, Any]:
     """The bundled BTC markets on the bundled model, its own thresholds (0.55 / 0.45)."""
-    return {
-        "markets": [
-            {
-                "market": {"exchange": "paper", "symbol": symbol, "timeframe": "5m"},
-                "strategy": {"name": "ml", "params": {}},
-            }
-            for symbol in MARKETS
-        ],
-        "limits": {
-            "max_notional_per_order": "0.05",
-            "max_position_per_market": "0.1",
-            "max_total_exposure": "0.25",
-            "max_daily_loss": "0.05",
-            "max_drawdown": "0.2",
-            "cooldown_after_loss_ms": 0,
-            "max_orders_per_hour": 6,
-            "price_band": "0.05",
-            "sizing": {"kind": "fixed_quote", "quote_amount": "0.02"},
-            "size_by_confidence": True,
-        },
-        "paper": {"fee_rate": "0.001", "slippage": "0", "balances": {"BTC": "1"}},
-    }
+    return paper_config(
+        {"name": "ml", "params": {}}, MARKETS, max_orders_per_hour=6, size_by_confidence=True
+    )
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ give the same signals, the same risk decisions and the same fills, exactly."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -14,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import paper_config, replay
 from tickstep.candles import bundled_series
 from tickstep.cli import main
 from tickstep.config import load_config_dict
 from tickstep.exchanges.paper import DEFAULT_RULES, PaperState
 from tickstep.local.cloud import LocalCloud
-from tickstep.local.runtime import LocalRun
 from tickstep.models import RiskDecision, Side, Signal, SignalAction
 from tickstep.simulate import PaperSession, SessionResult
 from tickstep.stores import PortfolioStore
@@ -28,27 +27,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CANDLES = 40  # candle closes replayed: ~10 s of `tickstep local`
 QUOTE_AMOUNT = Decimal("0.02")
 
-CONFIG: dict[str, Any] = {
-    "markets": [
-        {
-            "market": {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"},
-            "strategy": {"name": "sma_cross", "params": {"fast": 2, "slow": 3}},
-        }
-    ],
-    "limits": {
-        "max_notional_per_order": "0.05",
-        "max_position_per_market": "0.05",
-        "max_total_exposure": "0.25",
-        "max_daily_loss": "0.05",
-        "max_drawdown": "0.2",
-        "cooldown_after_loss_ms": 1_800_000,
-        "max_orders_per_hour": 4,
-        "price_band": "0.05",
-        "sizing": {"kind": "fixed_quote", "quote_amount": str(QUOTE_AMOUNT)},
-        "size_by_confidence": True,
-    },
-    "paper": {"fee_rate": "0.001", "slippage": "0.0005", "balances": {"BTC": "1"}},
-}
+CONFIG = paper_config(
+    {"name": "sma_cross", "params": {"fast": 2, "slow": 3}},
+    slippage="0.0005",
+    max_position_per_market="0.05",
+    cooldown_after_loss_ms=1_800_000,
+    max_orders_per_hour=4,
+    sizing={"kind": "fixed_quote", "quote_amount": str(QUOTE_AMOUNT)},
+    size_by_confidence=True,
+)
 """A fast crossover over 40 closes of ETH/BTC: buys sized by the signal's strength, sells, a
 SELL with nothing held, and denials by cooldown, orders per hour and minimum notional."""
 
@@ -115,13 +102,7 @@ def local() -> Seen:
         fills = PaperState.model_validate_json(state_json).fills if state_json else []
         captured["fills"] = [(f.client_order_id, f.amount, f.price, f.fee) for f in fills]
 
-    report = LocalRun(
-        ROOT,
-        load_config_dict(CONFIG),
-        candles=CANDLES,
-        out=io.StringIO(),
-        before_report=capture,
-    ).run()
+    report = replay(load_config_dict(CONFIG), CANDLES, capture)
     assert report["non_terminal_executions"] == 0
     assert report["orders"]["ledger_mismatches"] == 0
     return Seen(captured["signals"], captured["decisions"], captured["fills"], report)

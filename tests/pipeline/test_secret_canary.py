@@ -41,7 +41,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from botocore.exceptions import ClientError
 
-from tests.pipeline.conftest import ROOT, Aws, FakeContext, sample_event
+from tests.builders import secret_pieces
+from tests.pipeline.conftest import ROOT, Aws, CcxtWithoutMarkets, FakeContext, sample_event
 from tests.pipeline.test_handlers import (
     MARKET,
     RecordingTasks,
@@ -74,27 +75,9 @@ WINDOW = 8
 """The shortest piece of a canary that counts as a leak."""
 
 
-def spellings(value: str) -> list[str]:
-    """A value as is, URL-encoded (either hex case, ``+`` for a space) and JSON-escaped."""
-    forms = [
-        value,
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-    ]
-    return [*forms, *(f.lower() for f in forms if "%" in f)]
-
-
 def leaks(texts: list[str], secrets: dict[str, str]) -> list[str]:
     """The texts holding any ``WINDOW``-character piece of a secret value, in any spelling."""
-    pieces = {
-        form[i : i + WINDOW]
-        for value in secrets.values()
-        for form in spellings(value)
-        for i in range(len(form) - WINDOW + 1)
-    }
+    pieces = secret_pieces(secrets.values(), WINDOW)
     return [t for t in texts if any(p in t for p in pieces)]
 
 
@@ -165,7 +148,7 @@ def chain_of(error: BaseException) -> list[BaseException]:
 
 
 @dataclass
-class FakeCcxt:
+class FakeCcxt(CcxtWithoutMarkets):
     """The ccxt calls CcxtExchange makes; ``fail`` makes every private call fail auth (with
     ``failing``, only calls to those paths, with ``error``); ``encoded`` echoes the
     credentials in every spelling (:func:`echoed_request`)."""
@@ -178,7 +161,6 @@ class FakeCcxt:
     encoded: bool = False
     failing: frozenset[str] | None = None
     error: type[ccxt.BaseError] = ccxt.AuthenticationError
-    precisionMode: int = 4  # noqa: N815 -- ccxt's attribute
     orders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -200,15 +182,6 @@ class FakeCcxt:
             f"{path}?apiKey={self.api_key}&secret={self.secret} "
             '{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'
         )
-
-    def load_markets(self) -> dict[str, Any]:
-        return {}
-
-    def amount_to_precision(self, symbol: str, amount: str) -> str:
-        return amount
-
-    def price_to_precision(self, symbol: str, price: str) -> str:
-        return price
 
     def fetch_open_orders(self, symbol: str) -> list[dict[str, Any]]:
         self._private("openOrders")
@@ -501,6 +474,18 @@ def order_body(intent_id: str | None = None) -> dict[str, Any]:
     return body
 
 
+def record_submitted(aws: Aws, body: dict[str, Any]) -> None:
+    """The ledger holds the order as sent and not yet settled: what reconcile asks about."""
+    record_intent(aws, body)
+    aws.dynamodb.update_item(
+        TableName=aws.tables["ORDERS_TABLE"],
+        Key={"pk": {"S": body["intent"]["intent_id"]}},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "submitted"}},
+    )
+
+
 def test_redact_when_a_cut_message_ends_with_part_of_a_secret_then_removes_that_part() -> None:
     key = CANARY["apiKey"]
 
@@ -607,14 +592,7 @@ def test_reconcile_when_every_exchange_call_fails_auth_echoing_the_key_then_it_i
     aws, outputs = rig.aws, rig.outputs
     rig.exchange.fail = True
     body = order_body()
-    record_intent(aws, body)
-    aws.dynamodb.update_item(
-        TableName=aws.tables["ORDERS_TABLE"],
-        Key={"pk": {"S": body["intent"]["intent_id"]}},
-        UpdateExpression="SET #s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": "submitted"}},
-    )
+    record_submitted(aws, body)
     app = rig.app("reconcile")
 
     report = app.handler(sample_event("reconcile"), rig.context)
@@ -736,14 +714,7 @@ def test_reconcile_when_the_exchange_echoes_every_spelling_and_a_store_fails_the
     rig.exchange.fail = rig.exchange.encoded = True
     rig.exchange.failing = frozenset({"openOrders", "allOrders"})
     body = order_body()
-    record_intent(aws, body)
-    aws.dynamodb.update_item(
-        TableName=aws.tables["ORDERS_TABLE"],
-        Key={"pk": {"S": body["intent"]["intent_id"]}},
-        UpdateExpression="SET #s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": "submitted"}},
-    )
+    record_submitted(aws, body)
     app = rig.traced_app("reconcile")
     healthy = rig.with_store(app, "portfolio", "put_balances", "PutItem")
 

@@ -6,7 +6,6 @@ The tools come from .tools/ (``make tools``); a missing tool fails the test, it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -14,11 +13,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import render_asl
 from tickstep.orders import DEFAULT_GRACE_MS
 from tickstep.usecases.execute import TASK_ERRORS
 
@@ -37,18 +36,6 @@ API_ROUTES = {
     ("POST", "/halt"),
     ("POST", "/resume"),
 }
-
-
-def _load_render_asl() -> ModuleType:
-    path = ROOT / "tools" / "render_asl.py"
-    spec = importlib.util.spec_from_file_location("render_asl", path)
-    assert spec is not None and spec.loader is not None, f"cannot load {path}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render_asl = _load_render_asl()
 
 
 def tool(name: str) -> str:

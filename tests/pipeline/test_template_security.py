@@ -11,18 +11,17 @@ of being guessed. Intrinsics resolve to well-formed stand-ins for one account an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import ROLE_OWNERS, listed, render_asl, role_owners, role_policies
 from tickstep.messages import (
     EVENT_CANDLES_CLOSED,
     EVENT_TRADING_STATE_CHANGED,
@@ -40,7 +39,6 @@ STACK = "tickstep-test"
 API_ID = "a1b2c3d4e5"
 ROOT_ARN = f"arn:aws:iam::{ACCOUNT}:root"
 ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
-ROLE_OWNERS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
 ARN_SHAPES = {
     "AWS::Events::EventBus": "arn:aws:events:{region}:{account}:event-bus/{name}",
     "AWS::Events::Rule": "arn:aws:events:{region}:{account}:rule/{name}",
@@ -62,18 +60,6 @@ SAM_POLICY_TEMPLATES: dict[str, dict[str, Any]] = {
         "EventBridgePutEventsPolicy": "events:PutEvents",
     }.items()
 }
-
-
-def _load_render_asl() -> ModuleType:
-    path = ROOT / "tools" / "render_asl.py"
-    spec = importlib.util.spec_from_file_location("render_asl", path)
-    assert spec is not None and spec.loader is not None, f"cannot load {path}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render_asl = _load_render_asl()
 
 
 @pytest.fixture(scope="module")
@@ -184,10 +170,6 @@ OPERATORS = {
 }
 
 
-def listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def condition_holds(operator: str, key: str, expected: Any, request: Request) -> bool:
     present = {k.lower(): v for k, v in request.context.items()}
     values = present.get(key.lower())
@@ -245,23 +227,14 @@ def role_statements(template: dict[str, Any], owner: str) -> list[dict[str, Any]
     """Every statement of the role SAM makes for a function or state machine: inline ones as
     written, each SAM policy template as the wider statement above, both sides of an Fn::If."""
     statements: list[dict[str, Any]] = []
-    pending = list(template["Resources"][owner]["Properties"].get("Policies", []))
-    while pending:
-        policy = pending.pop()
-        assert isinstance(policy, dict), f"{owner}: teach this test what {policy!r} grants"
-        if "Fn::If" in policy:
-            pending += [b for b in policy["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}]
-        elif "Statement" in policy:
+    for policy in role_policies(template, owner):
+        if "Statement" in policy:
             statements += resolve(template, listed(policy["Statement"]))
         else:
             (name,) = policy
             assert name in SAM_POLICY_TEMPLATES, f"{owner}: teach this test what {name} grants"
             statements.append(SAM_POLICY_TEMPLATES[name])
     return statements
-
-
-def role_owners(template: dict[str, Any]) -> list[str]:
-    return [i for i, r in template["Resources"].items() if r["Type"] in ROLE_OWNERS]
 
 
 def policy_statements(template: dict[str, Any], logical_id: str, key: str) -> list[dict[str, Any]]:

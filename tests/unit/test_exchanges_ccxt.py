@@ -13,6 +13,7 @@ from urllib.parse import quote, quote_plus
 import ccxt
 import pytest
 
+from tests.builders import secret_pieces
 from tickstep.exchanges import (
     AmbiguousOrderError,
     AuthenticationFailed,
@@ -296,29 +297,9 @@ CREDENTIALS = {
 }
 
 
-def spellings(value: str) -> list[str]:
-    """How a request may carry ``value``: as is, URL-encoded (either hex case, ``+`` for a
-    space) and JSON-escaped (ASCII-only or not)."""
-    encoded = [
-        value,
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-    ]
-    return [*encoded, *(form.lower() for form in encoded if "%" in form)]
-
-
 def leaked(text: str, window: int = 8) -> list[str]:
     """The ``window``-character pieces of any spelling of a credential found in ``text``."""
-    return [
-        form[i : i + window]
-        for value in CREDENTIALS.values()
-        for form in spellings(value)
-        for i in range(len(form) - window + 1)
-        if form[i : i + window] in text
-    ]
+    return sorted(p for p in secret_pieces(CREDENTIALS.values(), window) if p in text)
 
 
 def echoing_request() -> str:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import FixedPrices
 from tickstep.candles import bundled_file, load_csv, market_from_filename
 from tickstep.exchanges import (
     AmbiguousOrderError,
@@ -39,27 +40,12 @@ def cid(n: int, side: Side = Side.BUY) -> str:
     return intent_id("test", MARKET, NOW + n, side)
 
 
-class Prices:
-    """A price source with one settable price per market."""
-
-    def __init__(self, price: str) -> None:
-        self.current = Decimal(price)
-        self.now = NOW
-
-    def price(self, market: Market, now_ms: int) -> Decimal:
-        return self.current
-
-    def now_ms(self) -> int:
-        return self.now
-
-
 @pytest.fixture
-def prices() -> Prices:
-    return Prices("0.05")
+def prices() -> FixedPrices:
+    return FixedPrices("0.05", NOW)
 
 
-@pytest.fixture
-def paper(prices: Prices) -> PaperExchange:
+def new_paper(prices: FixedPrices) -> PaperExchange:
     return PaperExchange(
         {"ETH/BTC": RULES},
         prices,
@@ -69,28 +55,29 @@ def paper(prices: Prices) -> PaperExchange:
     )
 
 
-def buy(paper: PaperExchange, amount: str, n: int = 0, price: str | None = None) -> Order:
-    kind = OrderType.MARKET if price is None else OrderType.LIMIT
+@pytest.fixture
+def paper(prices: FixedPrices) -> PaperExchange:
+    return new_paper(prices)
+
+
+def place(paper: PaperExchange, side: Side, amount: str, n: int, price: str | None) -> Order:
+    """A market order, or a limit order at ``price``, with the ``n``-th client order id."""
     return paper.create_order(
         MARKET,
-        Side.BUY,
-        kind,
+        side,
+        OrderType.MARKET if price is None else OrderType.LIMIT,
         Decimal(amount),
         price=None if price is None else Decimal(price),
-        client_order_id=cid(n),
+        client_order_id=cid(n, side),
     )
+
+
+def buy(paper: PaperExchange, amount: str, n: int = 0, price: str | None = None) -> Order:
+    return place(paper, Side.BUY, amount, n, price)
 
 
 def sell(paper: PaperExchange, amount: str, n: int = 0, price: str | None = None) -> Order:
-    kind = OrderType.MARKET if price is None else OrderType.LIMIT
-    return paper.create_order(
-        MARKET,
-        Side.SELL,
-        kind,
-        Decimal(amount),
-        price=None if price is None else Decimal(price),
-        client_order_id=cid(n, Side.SELL),
-    )
+    return place(paper, Side.SELL, amount, n, price)
 
 
 def test_market_buy_with_a_cost_when_filled_then_spends_it_at_the_fill_price(
@@ -185,7 +172,7 @@ def test_buy_beyond_the_quote_balance_is_insufficient_funds(paper: PaperExchange
     assert paper.orders() == []
 
 
-def test_buy_needing_just_the_fee_more_than_free_is_insufficient_funds(prices: Prices) -> None:
+def test_buy_needing_just_the_fee_more_than_free_is_insufficient_funds(prices: FixedPrices) -> None:
     paper = PaperExchange(
         {"ETH/BTC": RULES}, prices, fee_rate=FEE, slippage=Decimal(0), balances={"BTC": Decimal(1)}
     )
@@ -201,7 +188,7 @@ def test_sell_beyond_the_base_balance_is_insufficient_funds(paper: PaperExchange
     assert free(paper, "ETH") == Decimal(2)
 
 
-def test_selling_a_currency_never_held_is_insufficient_funds(prices: Prices) -> None:
+def test_selling_a_currency_never_held_is_insufficient_funds(prices: FixedPrices) -> None:
     paper = PaperExchange(
         {"ETH/BTC": RULES}, prices, fee_rate=FEE, slippage=SLIP, balances={"BTC": Decimal(1)}
     )
@@ -228,13 +215,17 @@ def test_order_breaking_the_market_rules_is_an_invalid_order(
     assert paper.orders() == []
 
 
-def test_order_below_min_cost_is_an_invalid_order(paper: PaperExchange, prices: Prices) -> None:
+def test_order_below_min_cost_is_an_invalid_order(
+    paper: PaperExchange, prices: FixedPrices
+) -> None:
     prices.current = Decimal("0.001")  # 0.01 * 0.001 = 0.00001 < 0.0001
     with pytest.raises(FatalExchangeError, match="cost"):
         buy(paper, "0.01")
 
 
-def test_order_above_max_cost_is_an_invalid_order(paper: PaperExchange, prices: Prices) -> None:
+def test_order_above_max_cost_is_an_invalid_order(
+    paper: PaperExchange, prices: FixedPrices
+) -> None:
     prices.current = Decimal(1)
     with pytest.raises(FatalExchangeError, match=r"cost .* above"):
         buy(paper, "11")
@@ -272,7 +263,7 @@ def test_marketable_limit_buy_fills_at_once_but_never_above_its_limit(paper: Pap
 
 
 def test_resting_limit_buy_holds_its_quote_until_matched(
-    paper: PaperExchange, prices: Prices
+    paper: PaperExchange, prices: FixedPrices
 ) -> None:
     order = buy(paper, "1", n=1, price="0.04")
     assert order.status is OrderStatus.SUBMITTED
@@ -294,7 +285,7 @@ def test_resting_limit_buy_holds_its_quote_until_matched(
 
 
 def test_resting_limit_sell_holds_its_base_and_fills_at_the_limit_when_touched(
-    paper: PaperExchange, prices: Prices
+    paper: PaperExchange, prices: FixedPrices
 ) -> None:
     sell(paper, "1", n=1, price="0.06")
     eth = paper.fetch_balance()["ETH"]
@@ -353,7 +344,7 @@ def test_reusing_the_client_order_id_of_a_closed_order_is_accepted(paper: PaperE
 
 
 def test_state_round_trips_through_json_and_the_exchange_carries_on(
-    paper: PaperExchange, prices: Prices
+    paper: PaperExchange, prices: FixedPrices
 ) -> None:
     buy(paper, "0.5", n=1)
     buy(paper, "1", n=2, price="0.04")
@@ -368,14 +359,14 @@ def test_state_round_trips_through_json_and_the_exchange_carries_on(
     assert restored.fetch_balance()["BTC"].used == 0
 
 
-def test_fee_and_slippage_must_be_fractions(prices: Prices) -> None:
+def test_fee_and_slippage_must_be_fractions(prices: FixedPrices) -> None:
     with pytest.raises(ValueError, match="fractions"):
         PaperExchange({}, prices, fee_rate=Decimal("-0.001"), slippage=SLIP)
     with pytest.raises(ValueError, match="fractions"):
         PaperExchange({}, prices, fee_rate=FEE, slippage=Decimal(1))
 
 
-def test_balances_and_state_together_are_refused(prices: Prices) -> None:
+def test_balances_and_state_together_are_refused(prices: FixedPrices) -> None:
     with pytest.raises(ValueError, match="not both"):
         PaperExchange(
             {},
@@ -443,14 +434,8 @@ trades = st.lists(
 def test_balances_always_equal_the_start_plus_the_recorded_fills(
     trades: list[tuple[Side, int, int]],
 ) -> None:
-    prices = Prices("0.05")
-    paper = PaperExchange(
-        {"ETH/BTC": RULES},
-        prices,
-        fee_rate=FEE,
-        slippage=SLIP,
-        balances={"BTC": Decimal(1), "ETH": Decimal(2)},
-    )
+    prices = FixedPrices("0.05", NOW)
+    paper = new_paper(prices)
     for n, (side, thousandths, price) in enumerate(trades):
         prices.current = Decimal(price).scaleb(-5)
         try:

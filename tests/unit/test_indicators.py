@@ -73,24 +73,21 @@ def walk() -> tuple[FloatArray, FloatArray, FloatArray]:
 
 
 @pytest.mark.parametrize("period", PERIODS)
-def test_sma_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
-    candles: CandleArrays, period: int
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        pytest.param(indicators.sma, talib.SMA, id="sma"),
+        pytest.param(indicators.ema, talib.EMA, id="ema"),
+        pytest.param(indicators.rsi, talib.RSI, id="rsi"),
+    ],
+)
+def test_close_indicator_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
+    candles: CandleArrays,
+    period: int,
+    ours: Callable[[FloatArray, int], FloatArray],
+    theirs: Callable[[FloatArray, int], FloatArray],
 ) -> None:
-    assert_matches(indicators.sma(candles.close, period), talib.SMA(candles.close, period))
-
-
-@pytest.mark.parametrize("period", PERIODS)
-def test_ema_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
-    candles: CandleArrays, period: int
-) -> None:
-    assert_matches(indicators.ema(candles.close, period), talib.EMA(candles.close, period))
-
-
-@pytest.mark.parametrize("period", PERIODS)
-def test_rsi_when_compared_with_talib_on_real_candles_then_matches_to_1e9(
-    candles: CandleArrays, period: int
-) -> None:
-    assert_matches(indicators.rsi(candles.close, period), talib.RSI(candles.close, period))
+    assert_matches(ours(candles.close, period), theirs(candles.close, period))
 
 
 @pytest.mark.parametrize("period", PERIODS)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import FixedPrices
 from tickstep.config import DEFAULT_LIMITS
 from tickstep.exchanges import (
     AmbiguousOrderError,
@@ -56,7 +57,7 @@ from tickstep.usecases.execute import execute_order, run_execute
 from tickstep.usecases.ingest import ingest
 from tickstep.usecases.reconcile import reconcile
 from tickstep.usecases.risk import check_risk
-from tickstep.usecases.signal import compute_signal
+from tickstep.usecases.signal import SignalOutput, compute_signal
 
 MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
 T0 = 1_700_000_100_000
@@ -64,18 +65,6 @@ TF = MARKET.timeframe_ms
 
 
 # -- test doubles of the exchange side (the ports' in-memory adapters are tickstep.memory) --
-
-
-class FixedPrices:
-    def __init__(self, price: str, now: int) -> None:
-        self.current = Decimal(price)
-        self.now = now
-
-    def price(self, market: Market, now_ms: int) -> Decimal:
-        return self.current
-
-    def now_ms(self) -> int:
-        return self.now
 
 
 class ListSource:
@@ -98,11 +87,15 @@ class ListSource:
         return rows
 
 
-def candle(i: int, close: str) -> Candle:
+def candle_at(timestamp: int, close: str | Decimal) -> Candle:
     price = Decimal(close)
     return Candle(
-        timestamp=T0 + i * TF, open=price, high=price, low=price, close=price, volume=Decimal(1)
+        timestamp=timestamp, open=price, high=price, low=price, close=price, volume=Decimal(1)
     )
+
+
+def candle(i: int, close: str) -> Candle:
+    return candle_at(T0 + i * TF, close)
 
 
 def closes_to_candles(closes: list[str]) -> list[Candle]:
@@ -129,13 +122,48 @@ def approved(intent: OrderIntent, amount: str = "0.1") -> RiskDecision:
     )
 
 
-def buy_intent(i: int = 9, price: str = "0.05") -> OrderIntent:
+def order_intent(side: Side, i: int, price: str = "0.05") -> OrderIntent:
+    """The strategy's intent to trade at the close of candle ``i``."""
     return new_intent(
         strategy="sma_cross",
         market=MARKET,
         candle_time=T0 + i * TF,
-        side=Side.BUY,
+        side=side,
         reference_price=Decimal(price),
+    )
+
+
+def buy_intent(i: int = 9, price: str = "0.05") -> OrderIntent:
+    return order_intent(Side.BUY, i, price)
+
+
+def recorded(*intents: OrderIntent, amount: str = "0.1") -> MemoryOrders:
+    """A ledger that recorded each intent, approved for ``amount``."""
+    orders = MemoryOrders()
+    for intent in intents:
+        orders.record_intent(intent, approved(intent, amount))
+    return orders
+
+
+def lost(*intents: OrderIntent) -> MemoryOrders:
+    """A ledger whose intents were sent at 0 and whose answers were lost: UNKNOWN."""
+    orders = recorded(*intents)
+    for intent in intents:
+        orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
+            update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
+        )
+    return orders
+
+
+def place(exchange: PaperExchange, intent: OrderIntent) -> Order:
+    """The intent's market order for 0.1, on the exchange under the intent's id."""
+    return exchange.create_order(
+        MARKET,
+        intent.side,
+        OrderType.MARKET,
+        Decimal("0.1"),
+        price=None,
+        client_order_id=intent.intent_id,
     )
 
 
@@ -152,11 +180,16 @@ def paper(now: int, price: str = "0.05") -> PaperExchange:
 # -- signal -----------------------------------------------------------------------------------
 
 
+def decide(event: CandleClosed, candles: MemoryCandles, portfolio: MemoryPortfolio) -> SignalOutput:
+    """The signal step, with the SMA crossover configured on ``MARKET``."""
+    return compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
+
+
 def test_signal_when_history_is_short_then_holds_and_writes_no_candle() -> None:
     candles, portfolio = MemoryCandles(), MemoryPortfolio()
     event = CandleClosed(market=MARKET, candle=candle(0, "1.0"))
 
-    out = compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
+    out = decide(event, candles, portfolio)
 
     assert out.signal.action is SignalAction.HOLD
     assert out.intent is None
@@ -169,7 +202,7 @@ def test_signal_when_fast_sma_crosses_above_then_buy_intent_has_the_derived_id()
     candles.put(MARKET, history[:-1])
     event = CandleClosed(market=MARKET, candle=history[-1])
 
-    out = compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
+    out = decide(event, candles, portfolio)
 
     assert out.signal.action is SignalAction.BUY
     assert out.signal.candle_time == event.candle.timestamp
@@ -190,12 +223,7 @@ def test_signal_when_the_stored_candle_differs_then_computes_on_the_event_candle
     stale = history[-1].model_copy(update={"close": Decimal("0.6"), "high": Decimal("1.2")})
     candles.put(MARKET, [*history[:-1], stale])
 
-    out = compute_signal(
-        CandleClosed(market=MARKET, candle=history[-1]),
-        markets=SMA,
-        candles=candles,
-        portfolio=portfolio,
-    )
+    out = decide(CandleClosed(market=MARKET, candle=history[-1]), candles, portfolio)
 
     assert out.signal.close == Decimal("1.2")  # computed on the candle the event names
     assert candles.latest(MARKET, 1) == [stale]  # and the store left to its one writer
@@ -206,12 +234,7 @@ def test_signal_when_sell_and_nothing_is_held_then_no_intent() -> None:
     history = closes_to_candles(CROSS_DOWN)
     candles.put(MARKET, history)
 
-    out = compute_signal(
-        CandleClosed(market=MARKET, candle=history[-1]),
-        markets=SMA,
-        candles=candles,
-        portfolio=portfolio,
-    )
+    out = decide(CandleClosed(market=MARKET, candle=history[-1]), candles, portfolio)
 
     assert out.signal.action is SignalAction.SELL
     assert out.intent is None
@@ -223,12 +246,7 @@ def test_signal_when_sell_and_a_position_is_held_then_sell_intent() -> None:
     history = closes_to_candles(CROSS_DOWN)
     candles.put(MARKET, history)
 
-    out = compute_signal(
-        CandleClosed(market=MARKET, candle=history[-1]),
-        markets=SMA,
-        candles=candles,
-        portfolio=portfolio,
-    )
+    out = decide(CandleClosed(market=MARKET, candle=history[-1]), candles, portfolio)
 
     assert out.intent is not None and out.intent.side is Side.SELL
 
@@ -238,12 +256,7 @@ def test_signal_when_market_is_not_configured_then_names_it_and_stores_nothing()
     other = Market(exchange="paper", symbol="LTC/BTC", timeframe="5m")
 
     with pytest.raises(UnknownMarketError, match="paper:LTC/BTC:5m"):
-        compute_signal(
-            CandleClosed(market=other, candle=candle(0, "1")),
-            markets=SMA,
-            candles=candles,
-            portfolio=MemoryPortfolio(),
-        )
+        decide(CandleClosed(market=other, candle=candle(0, "1")), candles, MemoryPortfolio())
     assert candles.puts == 0
 
 
@@ -265,21 +278,8 @@ def risk_input(intent: OrderIntent) -> RiskInput:
 
 def stored(intent: OrderIntent, close: str | None = None) -> MemoryCandles:
     """The candles table after ingestion stored the intent's candle."""
-    price = Decimal(close) if close else intent.reference_price
     candles = MemoryCandles()
-    candles.put(
-        intent.market,
-        [
-            Candle(
-                timestamp=intent.candle_time,
-                open=price,
-                high=price,
-                low=price,
-                close=price,
-                volume=Decimal(1),
-            )
-        ],
-    )
+    candles.put(intent.market, [candle_at(intent.candle_time, close or intent.reference_price)])
     return candles
 
 
@@ -408,19 +408,27 @@ def command(intent: OrderIntent, amount: str = "0.1") -> ExecuteCommand:
     )
 
 
+def execute(
+    intent: OrderIntent,
+    exchange: Any,
+    orders: MemoryOrders,
+    portfolio: MemoryPortfolio,
+    now_ms: int,
+) -> Order:
+    """Execute's order step on the approved ``intent`` (0.1 ETH)."""
+    return execute_order(
+        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now_ms
+    )
+
+
 def test_execute_when_delivered_twice_then_one_exchange_order_and_one_fill() -> None:
     intent = buy_intent()
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
-    orders.record_intent(intent, approved(intent))
+    orders, portfolio = recorded(intent), MemoryPortfolio()
     now = intent.candle_time + TF
     exchange = paper(now)
 
-    first = execute_order(
-        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
-    )
-    second = execute_order(
-        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now + 5
-    )
+    first = execute(intent, exchange, orders, portfolio, now)
+    second = execute(intent, exchange, orders, portfolio, now + 5)
 
     assert first.status is OrderStatus.FILLED
     assert second == first
@@ -432,22 +440,12 @@ def test_execute_when_delivered_twice_then_one_exchange_order_and_one_fill() -> 
 
 def test_execute_when_exchange_already_has_the_order_then_it_is_not_sent_again() -> None:
     intent = buy_intent()
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
-    orders.record_intent(intent, approved(intent))
+    orders, portfolio = recorded(intent), MemoryPortfolio()
     now = intent.candle_time + TF
     exchange = paper(now)
-    exchange.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("0.1"),
-        price=None,
-        client_order_id=intent.intent_id,
-    )
+    place(exchange, intent)
 
-    order = execute_order(
-        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
-    )
+    order = execute(intent, exchange, orders, portfolio, now)
 
     assert len(exchange.orders()) == 1
     assert order.status is OrderStatus.FILLED
@@ -481,27 +479,16 @@ class LaggingExchange:
 
 def test_execute_when_send_times_out_and_order_is_invisible_then_retryable_and_no_resend() -> None:
     intent = buy_intent()
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
-    orders.record_intent(intent, approved(intent))
+    orders, portfolio = recorded(intent), MemoryPortfolio()
     now = intent.candle_time + TF
     exchange = LaggingExchange(paper(now), timeout_after_accept=True)
 
     with pytest.raises(OrderNotVisibleYet, match="awaiting_order_visibility"):
-        execute_order(
-            command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
-        )
+        execute(intent, exchange, orders, portfolio, now)
     with pytest.raises(OrderNotVisibleYet, match="awaiting_order_visibility"):
-        execute_order(
-            command(intent),
-            exchange=exchange,
-            orders=orders,
-            portfolio=portfolio,
-            now_ms=now + 1_000,
-        )
+        execute(intent, exchange, orders, portfolio, now + 1_000)
     exchange.hide = False
-    order = execute_order(
-        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now + 2_000
-    )
+    order = execute(intent, exchange, orders, portfolio, now + 2_000)
 
     assert exchange.creates == 1
     assert order.status is OrderStatus.FILLED
@@ -522,22 +509,17 @@ def test_execute_when_the_send_is_rate_limited_then_sent_again_at_once_not_after
     """A 429 proves the exchange did not take the order: the next attempt, a second later,
     sends it (no grace window to wait out), and it is placed once."""
     intent = buy_intent()
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
-    orders.record_intent(intent, approved(intent))
+    orders, portfolio = recorded(intent), MemoryPortfolio()
     now = intent.candle_time + TF
     exchange = RateLimitedOnce(paper(now))
     exchange.hide = False
 
     with pytest.raises(RetryableExchangeError, match="rate_limited") as refused:
-        execute_order(
-            command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now
-        )
+        execute(intent, exchange, orders, portfolio, now)
     entry = orders.get(intent.intent_id)
     assert not isinstance(refused.value, OrderNotVisibleYet)
     assert entry is not None and entry.sent_at is None
-    order = execute_order(
-        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now + 1_000
-    )
+    order = execute(intent, exchange, orders, portfolio, now + 1_000)
 
     assert exchange.creates == 2
     assert order.status is OrderStatus.FILLED
@@ -546,19 +528,17 @@ def test_execute_when_the_send_is_rate_limited_then_sent_again_at_once_not_after
     ]
 
 
+class Locked(LaggingExchange):
+    """Refuses the key, echoing it: what an exchange says to a revoked key."""
+
+    def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
+        raise AuthenticationFailed("invalid key CANARY-SECRET-123", code="authentication")
+
+
 def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secret() -> None:
     intent = buy_intent()
-    orders, portfolio, control, bus = (
-        MemoryOrders(),
-        MemoryPortfolio(),
-        MemoryControl(),
-        MemoryBus(),
-    )
-    orders.record_intent(intent, approved(intent))
-
-    class Locked(LaggingExchange):
-        def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
-            raise AuthenticationFailed("invalid key CANARY-SECRET-123", code="authentication")
+    orders, portfolio = recorded(intent), MemoryPortfolio()
+    control, bus = MemoryControl(), MemoryBus()
 
     outcome = run_execute(
         command(intent),
@@ -581,16 +561,11 @@ def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained
     """A throttled control table while halting must not carry the exchange error (and its
     text) in its chain: Powertools prints the whole chain in the batch's failure."""
     intent = buy_intent()
-    orders = MemoryOrders()
-    orders.record_intent(intent, approved(intent))
+    orders = recorded(intent)
 
     class Throttled(MemoryControl):
         def get(self) -> TradingStateRecord:
             raise RuntimeError("ProvisionedThroughputExceededException")
-
-    class Locked(LaggingExchange):
-        def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:
-            raise AuthenticationFailed("invalid key CANARY-SECRET-123", code="authentication")
 
     with pytest.raises(RuntimeError) as raised:
         run_execute(
@@ -610,8 +585,7 @@ def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained
 
 def test_execute_when_exchange_refuses_the_amount_then_fatal_error_is_the_answer() -> None:
     intent = buy_intent()
-    orders = MemoryOrders()
-    orders.record_intent(intent, approved(intent, "0.0001"))
+    orders = recorded(intent, amount="0.0001")
 
     outcome = run_execute(
         command(intent, "0.0001"),
@@ -631,16 +605,7 @@ def test_execute_when_exchange_refuses_the_amount_then_fatal_error_is_the_answer
 
 
 def test_fill_delta_when_the_same_report_comes_twice_then_the_second_is_nothing() -> None:
-    intent = buy_intent()
-    exchange = paper(1)
-    order = exchange.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("0.1"),
-        price=None,
-        client_order_id=intent.intent_id,
-    )
+    order = place(paper(1), buy_intent())
     first = fill_delta(order, FillCursor())
     assert first is not None
     assert fill_delta(order, first[1]) is None
@@ -770,11 +735,7 @@ def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:
 
 def test_reconcile_when_unknown_order_is_absent_after_grace_then_it_fails() -> None:
     intent = buy_intent()
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
-    orders.record_intent(intent, approved(intent))
-    orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
-        update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
-    )
+    orders, portfolio = lost(intent), MemoryPortfolio()
 
     report = reconcile(
         [MARKET], exchange=paper(1), orders=orders, portfolio=portfolio, now_ms=10**9
@@ -786,20 +747,9 @@ def test_reconcile_when_unknown_order_is_absent_after_grace_then_it_fails() -> N
 
 def test_reconcile_when_unknown_order_was_filled_then_ledger_and_position_follow() -> None:
     intent = buy_intent()
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
-    orders.record_intent(intent, approved(intent))
-    orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
-        update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
-    )
+    orders, portfolio = lost(intent), MemoryPortfolio()
     exchange = paper(1)
-    exchange.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("0.1"),
-        price=None,
-        client_order_id=intent.intent_id,
-    )
+    place(exchange, intent)
 
     report = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=5)
 
@@ -812,29 +762,11 @@ def test_reconcile_when_a_buy_and_its_sell_are_both_unknown_then_applied_buy_fir
     """Both answers were lost; the ledger lists the sell first. Reconcile settles them in the
     order they were decided, so the sell finds the position it closes."""
     buy = buy_intent(9)
-    sell = new_intent(
-        strategy="sma_cross",
-        market=MARKET,
-        candle_time=T0 + 10 * TF,
-        side=Side.SELL,
-        reference_price=Decimal("0.05"),
-    )
-    orders, portfolio = MemoryOrders(), MemoryPortfolio()
+    sell = order_intent(Side.SELL, 10)
+    orders, portfolio = lost(sell, buy), MemoryPortfolio()  # the sell first in the listing
     exchange = paper(1)
-    for intent in (sell, buy):  # the sell first in the ledger's listing
-        orders.record_intent(intent, approved(intent))
-        orders.entries[intent.intent_id] = orders.entries[intent.intent_id].model_copy(
-            update={"status": OrderStatus.UNKNOWN, "sent_at": 0}
-        )
     for intent in (buy, sell):  # the exchange filled both, in order
-        exchange.create_order(
-            MARKET,
-            intent.side,
-            OrderType.MARKET,
-            Decimal("0.1"),
-            price=None,
-            client_order_id=intent.intent_id,
-        )
+        place(exchange, intent)
 
     report = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=5)
 
@@ -965,9 +897,8 @@ def test_memory_orders_when_the_intent_comes_again_then_it_is_recorded_once() ->
 
 
 def test_memory_orders_when_the_status_moved_on_then_stale_write_and_no_change() -> None:
-    orders = MemoryOrders()
     intent = buy_intent()
-    orders.record_intent(intent, approved(intent))
+    orders = recorded(intent)
     order = filled(intent)
 
     orders.record(intent.intent_id, OrderStatus.NEW, order, 1)
@@ -983,9 +914,8 @@ def test_memory_orders_when_the_status_moved_on_then_stale_write_and_no_change()
 
 
 def test_memory_orders_when_a_move_is_not_in_the_table_then_invalid_transition() -> None:
-    orders = MemoryOrders()
     intent = buy_intent()
-    orders.record_intent(intent, approved(intent))
+    orders = recorded(intent)
     orders.record(intent.intent_id, OrderStatus.NEW, filled(intent), 1)
 
     with pytest.raises(InvalidTransition):
@@ -997,13 +927,7 @@ def test_memory_orders_when_a_move_is_not_in_the_table_then_invalid_transition()
 def test_memory_portfolio_when_a_report_comes_twice_then_one_fill_and_the_loss_is_kept() -> None:
     portfolio = MemoryPortfolio()
     buy = buy_intent()
-    sell = new_intent(
-        strategy="sma_cross",
-        market=MARKET,
-        candle_time=T0 + 10 * TF,
-        side=Side.SELL,
-        reference_price=Decimal("0.04"),
-    )
+    sell = order_intent(Side.SELL, 10, "0.04")
     bought = filled(buy)
     sold = filled(sell, "0.04")
 
