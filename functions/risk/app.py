@@ -5,6 +5,10 @@ Out: ``{"intent": OrderIntent, "decision": RiskDecision}``; a denial is a decisi
 error. A decision that trips a loss limit sets HALTED and publishes ``TradingStateChanged``.
 The intent's price is checked against the latest candle in the candles table, which this
 function reads itself (the event's own prices could be forged to agree with each other).
+Errors: a failure worth retrying (a throttled read or write, the idempotency record's included,
+which Powertools wraps in ``IdempotencyPersistenceLayerError``) leaves as ``TransientError``,
+which CheckRisk retries; another delivery deciding the same intent leaves as
+``IdempotencyAlreadyInProgressError``, which it waits out (:mod:`tickstep.failures`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickstep.failures import name_transient_failures
 from tickstep.messages import RiskInput, RiskOutput
 from tickstep.models import Market, MarketRules, ReasonCode, TradingState
 from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
@@ -125,6 +130,7 @@ dependencies = _deps.get
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@name_transient_failures
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # pydantic directly: the Powertools Parser package loads every AWS event model (~60 ms of
     # cold start) and this input is our own model, not an AWS envelope.

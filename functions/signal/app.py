@@ -3,6 +3,9 @@
 In: the ``CandleClosed`` JSON (the workflow passes the event's ``detail``).
 Out: ``{"signal": Signal, "intent": OrderIntent | null}``; null for HOLD and for a SELL with
 nothing held (the workflow's NoIntent).
+Errors: a failure worth retrying (DynamoDB throttled past the SDK's retries, a 5xx, a timeout)
+leaves as ``TransientError``, which ComputeSignal retries; malformed input as
+``ValidationError`` or ``UnknownMarketError``, which it dead-letters (:mod:`tickstep.failures`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickstep.failures import name_transient_failures
 from tickstep.models import CandleClosed, SignalAction
 from tickstep.ports import CandleRepository, PortfolioRepository, SignalRepository
 from tickstep.strategies import MarketConfig
@@ -58,6 +62,7 @@ dependencies = _deps.get
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@name_transient_failures
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # pydantic directly: the Powertools Parser package loads every AWS event model (~60 ms of
     # cold start) and this input is our own model, not an AWS envelope.

@@ -175,10 +175,12 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         print(f"report written to {args.report}")
     orders = report["orders"]
+    # Only malformed input may be dead-lettered: a valid event there is a decision lost.
     broken = (
         orders["intents_with_multiple_exchange_orders"]
         or orders["ledger_mismatches"]
         or report["non_terminal_executions"]
+        or sum(report["dead_letters_valid"].values())
     )
     return 1 if broken else 0
 

@@ -162,3 +162,53 @@ def test_drill_when_the_order_path_runs_far_ahead_of_the_tick_then_reconcile_sti
     assert orders["ledger_mismatches"] == 0, orders["mismatch_details"]
     assert orders["by_status"].get("unknown", 0) == 0, orders["by_status"]
     assert code == 0
+
+
+def test_drill_when_a_valid_event_is_dead_lettered_then_exits_1_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only malformed input may be dead-lettered. With DynamoDB throttling every request,
+    ingest's scheduled events outlast their retries and land in its dead-letter queue: valid
+    events lost, so the drill fails (it passed before, with nothing duplicated or stuck), and
+    the report and the summary say which queue holds them and why."""
+    report_path = tmp_path / "drill.json"
+    code = main(
+        [
+            "drill",
+            "--faults",
+            "ddb-throttle=1.0",
+            "--seed",
+            "1",
+            "--intents",
+            "1",
+            "--max-candles",
+            "2",
+            "--report",
+            str(report_path),
+            "--log",
+            str(tmp_path / "lambda.log"),
+        ]
+    )
+    report = json.loads(report_path.read_text())
+    assert report["orders"]["intents_with_multiple_exchange_orders"] == 0
+    assert report["orders"]["ledger_mismatches"] == 0
+    assert report["non_terminal_executions"] == 0
+    valid = report["dead_letters_valid"]
+    assert valid["IngestScheduleDLQ"] == report["dead_letters"]["IngestScheduleDLQ"] > 0
+    assert report["dead_letter_reasons"]["IngestScheduleDLQ"] == {
+        "ThrottlingException": valid["IngestScheduleDLQ"]
+    }
+    assert report["valid_dead_letter_details"][0]["queue"] in valid
+    assert "valid events dead-lettered" in capsys.readouterr().out
+    assert code == 1
+
+
+def test_drill_report_when_only_malformed_input_is_dead_lettered_then_none_counts_as_valid() -> (
+    None
+):
+    from tickstep.local.report import DeadLetter
+
+    assert not DeadLetter("ValidationError", "").valid
+    assert not DeadLetter("UnknownMarketError", "").valid
+    for reason in ("TransientError", "IdempotencyPersistenceLayerError", "no reason", "States.ALL"):
+        assert DeadLetter(reason, "").valid, reason

@@ -22,6 +22,7 @@ from tickstep.exchanges.errors import (
 from tickstep.exchanges.paper import PaperState
 from tickstep.exchanges.replay import ReplayFeed, SimClock
 from tickstep.local.cloud import LocalCloud, LocalRuntimeError
+from tickstep.local.faults import FaultInjector
 from tickstep.local.runtime import TickClock, settle
 from tickstep.models import Market, OrderIntent, OrderStatus, ReasonCode, RiskDecision, Side
 from tickstep.orders import can_transition, new_intent
@@ -111,6 +112,7 @@ def run_one_order(
     clock_runs: bool = True,
     root: Path = ROOT,
     answers_lost: bool = False,
+    faults: FaultInjector | None = None,
 ) -> dict[str, Any]:
     """Start one order execution for an approved intent and let the stack finish it."""
     series = bundled_series([ETH])
@@ -120,7 +122,7 @@ def run_one_order(
     order_clock = TickClock(clock, RETRY_SCALE)
     order_now = order_clock.now_ms if clock_runs else clock.now_ms
     parameters = {"TradingMode": "paper", "Markets": json.dumps(MARKETS)}
-    cloud_ = LocalCloud(root, parameters)
+    cloud_ = LocalCloud(root, parameters, faults=faults)
     cloud_.retry_time_scale = RETRY_SCALE
     with cloud_ as cloud:
         injected: list[str] = []
@@ -250,6 +252,28 @@ def test_order_when_a_lookup_fails_transiently_then_retried_and_filled() -> None
     # One SubmitOrder state whose task failed once and was retried by the ASL's Retry.
     assert result["task_failures"] == 1
     assert result["states"][-1] == "PublishOrderFilled"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_recording_the_intent_is_throttled_then_retried_and_filled_once() -> None:
+    """A transient DynamoDB error on the workflow's own ledger write (RecordIntent: Step
+    Functions' DynamoDB integration does not retry it by itself) is retried by the state's
+    Retry, with back-off and jitter; the order is recorded once and placed once."""
+    throttled: list[str] = []
+
+    def first_intent_write(operation: str, body: dict[str, Any]) -> bool:
+        if operation != "PutItem" or body.get("TableName") != "OrdersTable" or throttled:
+            return False
+        throttled.append(operation)
+        return True
+
+    faults = FaultInjector({"ddb-throttle": 1.0}, ddb_throttle_only=first_intent_write)
+    result = run_one_order(None, faults=faults)
+    assert faults.injected["ddb-throttle"] == 1
+    assert result["task_errors"] == ["DynamoDB.ThrottlingException"]
+    assert result["status"] == "SUCCEEDED"
+    assert result["states"] == ["RecordIntent", "SubmitOrder", "OrderOutcome", "PublishOrderFilled"]
+    assert result["ledger_status"] == "filled"
     assert result["exchange_orders"] == [result["intent_id"]]
 
 

@@ -104,6 +104,9 @@ class FaultInjector:
     probabilities: dict[str, float]
     seed: int = 0
     injected: Counter[str] = field(default_factory=Counter)
+    ddb_throttle_only: Callable[[str, dict[str, Any]], bool] | None = None
+    """Which DynamoDB requests ``ddb-throttle`` may hit, by operation (``PutItem``) and
+    request body; None: every one (the drill). Tests aim it at one write."""
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -195,6 +198,10 @@ def throttle_dynamodb(faults: FaultInjector) -> Callable[..., Any]:
             yield self._body
 
     def before_send(request: Any, **_: Any) -> Any:
+        if faults.ddb_throttle_only is not None and not faults.ddb_throttle_only(
+            *_operation_and_body(request)
+        ):
+            return None
         if not faults.roll("ddb-throttle"):
             return None
         setattr(request, THROTTLED, True)
@@ -206,3 +213,15 @@ def throttle_dynamodb(faults: FaultInjector) -> Callable[..., Any]:
         return AWSResponse(request.url, 400, headers, _Raw(body))
 
     return before_send
+
+
+def _operation_and_body(request: Any) -> tuple[str, dict[str, Any]]:
+    """``("PutItem", {...})`` from a DynamoDB request (JSON protocol: the operation is in the
+    X-Amz-Target header, ``DynamoDB_20120810.PutItem``)."""
+    target = request.headers.get("X-Amz-Target", b"")
+    operation = (target.decode() if isinstance(target, bytes) else str(target)).rpartition(".")[2]
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        body = {}
+    return operation, body if isinstance(body, dict) else {}

@@ -3,14 +3,17 @@ exchange (the ground truth), dead letters and why, Lambda figures; and its print
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from tickstep.candles import CandleArrays
 from tickstep.exchanges.errors import FatalExchangeError
 from tickstep.exchanges.replay import ReplayFeed
+from tickstep.failures import MALFORMED_INPUT_ERRORS
 from tickstep.local.cloud import LocalCloud
 from tickstep.models import Market
 
@@ -61,6 +64,7 @@ def build_report(
     executions = execution_counts(cloud)
     transitions, outcomes, decisions = _execution_details(cloud)
     dlqs = cloud.dead_letter_queues()
+    letters = _dead_letters(cloud, dlqs)
     balances = {c: b.total for c, b in paper.balances.items()}
     last_close = {m: Decimal(repr(float(a.close[-1]))) for m, a in series.items()}
     markets: dict[str, Any] = {}
@@ -100,7 +104,16 @@ def build_report(
         "signals": dict(outcomes),
         "risk_decisions": dict(decisions),
         "dead_letters": queue_depths(cloud, dlqs),
-        "dead_letter_reasons": _dead_letter_reasons(cloud, dlqs),
+        "dead_letter_reasons": _count_reasons(letters),
+        "dead_letters_valid": {
+            queue: sum(1 for letter in letters.get(queue, []) if letter.valid) for queue in dlqs
+        },
+        "valid_dead_letter_details": [
+            {"queue": queue, "reason": letter.reason, "cause": letter.cause}
+            for queue, queued in letters.items()
+            for letter in queued
+            if letter.valid
+        ][:20],
         "lambda": {
             name: {
                 "invocations": len(stats.durations_ms),
@@ -122,12 +135,24 @@ def build_report(
     }
 
 
-def _dead_letter_reasons(cloud: LocalCloud, queues: list[str]) -> dict[str, dict[str, int]]:
-    """Why each dead letter is there: the error a decide failure carries, or the delivery
-    error EventBridge attached, by queue (read, not removed: they stay in the queue)."""
-    reasons: dict[str, dict[str, int]] = {}
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: str
+    """The error a decide failure carries, or the delivery error EventBridge attached."""
+    cause: str
+
+    @property
+    def valid(self) -> bool:
+        """Whether the message was valid input: any reason but a malformed-input one means a
+        valid event was lost (a bug, or an outage the retries did not outlast)."""
+        return self.reason not in MALFORMED_INPUT_ERRORS
+
+
+def _dead_letters(cloud: LocalCloud, queues: list[str]) -> dict[str, list[DeadLetter]]:
+    """Every dead letter and why it is there, by queue (read, not removed: they stay in the
+    queue)."""
+    letters: dict[str, list[DeadLetter]] = {}
     for queue in queues:
-        counted: Counter[str] = Counter()
         seen: set[str] = set()
         while True:
             messages = cloud.sqs.receive_message(
@@ -141,24 +166,35 @@ def _dead_letter_reasons(cloud: LocalCloud, queues: list[str]) -> dict[str, dict
                 break
             for message in fresh:
                 seen.add(message["MessageId"])
-                counted[_reason_of(message)] += 1
-        if counted:
-            reasons[queue] = dict(counted)
-    return reasons
+                letters.setdefault(queue, []).append(_dead_letter(message))
+    return letters
 
 
-def _reason_of(message: dict[str, Any]) -> str:
-    attribute = message.get("MessageAttributes", {}).get("ERROR_CODE")
-    if attribute:
-        return str(attribute["StringValue"])
+def _count_reasons(letters: dict[str, list[DeadLetter]]) -> dict[str, dict[str, int]]:
+    return {
+        queue: dict(Counter(letter.reason for letter in queued))
+        for queue, queued in letters.items()
+        if queued
+    }
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadLetter:
+    attributes = message.get("MessageAttributes", {})
+    if attributes.get("ERROR_CODE"):
+        cause = attributes.get("ERROR_MESSAGE", {}).get("StringValue", "")
+        return DeadLetter(str(attributes["ERROR_CODE"]["StringValue"]), str(cause)[:300])
     try:
         body = json.loads(message["Body"])
     except json.JSONDecodeError:
-        return "unreadable"
+        return DeadLetter("unreadable", message["Body"][:300])
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and error.get("Error"):
-        return str(error["Error"])
-    return "no reason"
+        cause = str(error.get("Cause", ""))
+        # A Lambda task's cause is the function's error: {errorType, errorMessage}.
+        with contextlib.suppress(ValueError, AttributeError):
+            cause = str(json.loads(cause).get("errorMessage", cause))
+        return DeadLetter(str(error["Error"]), cause[:300])
+    return DeadLetter("no reason", message["Body"][:300])
 
 
 def _price_now(feed: ReplayFeed, market: Market, fallback: dict[Market, Decimal]) -> Decimal:
@@ -239,8 +275,15 @@ def render_local_summary(report: dict[str, Any]) -> str:
         f"{orders['ledger_mismatches']}",
         f"fills: {report['fills']}, fees: {report['fees']}",
         f"dead letters: {report['dead_letters']}",
-        "lambda (invocations, p50/p95 ms):",
+        f"  reasons: {report['dead_letter_reasons']}",
+        f"  valid events dead-lettered (must be 0; every dead letter should be malformed input):"
+        f" {report['dead_letters_valid']}",
     ]
+    lines += [
+        f"    {d['queue']}: {d['reason']}: {d['cause'][:120]}"
+        for d in report["valid_dead_letter_details"][:5]
+    ]
+    lines.append("lambda (invocations, p50/p95 ms):")
     lines += [
         f"  {name:<24}{s['invocations']:>6}  {s['p50_ms']:>8} / {s['p95_ms']:<8}"
         f" errors {s['errors']}"

@@ -131,7 +131,16 @@ class LocalRun:
         )
         cloud_.retry_time_scale = self.retry_time_scale
         with cloud_ as cloud:
-            cloud.before_invoke = _injector(feed, clock, order_clock, self.faults)
+            cloud.before_invoke = _injector(
+                feed,
+                clock,
+                order_clock,
+                self.faults,
+                in_progress_ms={
+                    logical_id: int(spec.timeout_s * 1000 * self.retry_time_scale)
+                    for logical_id, spec in cloud.functions.items()
+                },
+            )
             log_file = None
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,10 +244,17 @@ def _injector(
     clock: SimClock,
     order_clock: TickClock,
     faults: FaultInjector | None = None,
+    in_progress_ms: dict[str, int] | None = None,
 ) -> Callable[[str, ModuleType], None]:
     """Hand the replay feed and the simulated clock to the functions that read the market
     or the time (as the ccxt client and the wall clock would be in AWS), and, in a drill, an
-    exchange that misbehaves."""
+    exchange that misbehaves.
+
+    ``in_progress_ms``: how long, per function, Idempotency may hold a decision "in progress"
+    (on AWS, the invocation's remaining time: at most the function's timeout). A decision cut
+    short leaves its record in progress for that long, and the decide workflow's Retry waits it
+    out; the drill runs those retries ``1 / retry_time_scale`` as fast, so the hold is scaled
+    the same way, or the retries would run out long before a record expires."""
     injected: set[str] = set()
     hidden: dict[str, int] = {}  # what the misbehaving exchange is hiding, and until when
 
@@ -265,9 +281,35 @@ def _injector(
             and any(f.name == "clock" for f in dataclasses.fields(deps))
         ):
             deps = dataclasses.replace(deps, clock=clock.now_ms)
+        hold_ms = (in_progress_ms or {}).get(logical_id)
+        if hold_ms is not None and hasattr(deps, "register_context"):
+            deps = dataclasses.replace(
+                deps, register_context=_scaled_context(deps.register_context, hold_ms)
+            )
         module.set_dependencies(deps)
 
     return inject
+
+
+class _HeldFor:
+    """A Lambda context whose remaining time is ``remaining_ms`` (see :func:`_injector`)."""
+
+    def __init__(self, inner: Any, remaining_ms: int) -> None:
+        self._inner = inner
+        self._remaining_ms = remaining_ms
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return min(self._remaining_ms, int(self._inner.get_remaining_time_in_millis()))
+
+
+def _scaled_context(register: Callable[[Any], None], hold_ms: int) -> Callable[[Any], None]:
+    def register_scaled(context: Any) -> None:
+        register(_HeldFor(context, max(1, hold_ms)))
+
+    return register_scaled
 
 
 class TickClock:
