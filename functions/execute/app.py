@@ -10,7 +10,7 @@ and a cause without secrets. The function returns the batch's partial failures: 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from tickstep.bootstrap import Session
+from tickstep.failures import Kind, classify
 from tickstep.messages import ExecuteCommand, task_token_of
 from tickstep.models import Market, validation_problems
 from tickstep.orders import DEFAULT_GRACE_MS
@@ -34,6 +35,7 @@ from tickstep.ports import (
     Publisher,
     TaskAnswers,
 )
+from tickstep.redaction import redact
 from tickstep.usecases.execute import run_execute
 from tickstep.wiring import Dependencies, make_tracer
 
@@ -111,19 +113,36 @@ def record_handler(record: SQSRecord) -> None:
         return
     intent = command.intent
     logger.append_keys(intent_id=intent.intent_id, execution=command.execution)
-    session = deps.open_exchange(intent.market)
-    outcome = run_execute(
-        command,
-        exchange=session.exchange,
-        orders=deps.orders,
-        portfolio=deps.portfolio,
-        control=deps.control,
-        publisher=deps.publisher,
-        now_ms=deps.clock(),
-        commit=session.commit,
-        grace_ms=deps.grace_ms,
-        secrets=session.secrets,
-    )
+    secrets: Sequence[str] = ()
+    try:
+        session = deps.open_exchange(intent.market)
+        secrets = session.secrets
+        outcome = run_execute(
+            command,
+            exchange=session.exchange,
+            orders=deps.orders,
+            portfolio=deps.portfolio,
+            control=deps.control,
+            publisher=deps.publisher,
+            now_ms=deps.clock(),
+            commit=session.commit,
+            grace_ms=deps.grace_ms,
+            secrets=secrets,
+        )
+    except Exception as exc:
+        if classify(exc) is not Kind.RETRYABLE:
+            raise
+        # DynamoDB or another AWS dependency failed for now: SubmitOrder retries TransientError
+        # with back-off and jitter, and the next attempt looks the order up before it would
+        # ever send it again. If the answer cannot be given either, SQS delivers the message
+        # again (the raise).
+        cause = redact(f"{type(exc).__name__}: {exc}", secrets)[:1000]
+        answered = deps.tasks.fail(command.task_token, "TransientError", cause)
+        metrics.add_metric(name="OrderErrors", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "order path failed for now", error="TransientError", cause=cause, answered=answered
+        )
+        return
     if outcome.order is not None:
         answered = deps.tasks.succeed(
             command.task_token, {"order": outcome.order.model_dump(mode="json")}

@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,3 +336,22 @@ class CcxtWithoutMarkets:
 
     def price_to_precision(self, symbol: str, price: str) -> str:
         return price
+
+
+SDK_ATTEMPTS = 6
+"""tickstep.bootstrap.RETRIES: every attempt the SDK makes inside one invocation."""
+
+
+def first_writes(counts: dict[tuple[str, str], int]) -> Callable[[str, dict[str, Any]], bool]:
+    """Throttle the first ``n`` requests of each (operation, table): all the SDK's attempts
+    of one call, so the failure reaches the handler (and the workflow) once."""
+    seen: Counter[tuple[str, str]] = Counter()
+
+    def only(operation: str, body: dict[str, Any]) -> bool:
+        key = (operation, str(body.get("TableName")))
+        if key not in counts:
+            return False
+        seen[key] += 1
+        return seen[key] <= counts[key]
+
+    return only

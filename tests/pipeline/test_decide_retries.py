@@ -6,21 +6,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import SDK_ATTEMPTS, first_writes
 from tickstep.config import load_config_dict
 from tickstep.local.cloud import LocalCloud
 from tickstep.local.faults import FaultInjector
 from tickstep.local.runtime import LocalRun
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK_ATTEMPTS = 6
-"""tickstep.bootstrap.RETRIES: every attempt the SDK makes inside one invocation."""
 
 CONFIG = {
     "markets": [
@@ -42,21 +39,6 @@ CONFIG = {
     },
     "paper": {"fee_rate": "0.001", "slippage": "0", "balances": {"BTC": "1"}},
 }
-
-
-def first_writes(counts: dict[tuple[str, str], int]) -> Callable[[str, dict[str, Any]], bool]:
-    """Throttle the first ``n`` requests of each (operation, table): all the SDK's attempts
-    of one call, so the failure reaches the handler (and the workflow) once."""
-    seen: Counter[tuple[str, str]] = Counter()
-
-    def only(operation: str, body: dict[str, Any]) -> bool:
-        key = (operation, str(body.get("TableName")))
-        if key not in counts:
-            return False
-        seen[key] += 1
-        return seen[key] <= counts[key]
-
-    return only
 
 
 def decide_failures(cloud: LocalCloud) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import SDK_ATTEMPTS, first_writes
 from tickstep.candles import bundled_series
 from tickstep.exchanges.errors import (
     AmbiguousOrderError,
@@ -252,6 +253,24 @@ def test_order_when_a_lookup_fails_transiently_then_retried_and_filled() -> None
     # One SubmitOrder state whose task failed once and was retried by the ASL's Retry.
     assert result["task_failures"] == 1
     assert result["states"][-1] == "PublishOrderFilled"
+    assert result["exchange_orders"] == [result["intent_id"]]
+
+
+def test_order_when_the_ledger_write_is_throttled_past_the_sdk_then_retried_and_placed_once() -> (
+    None
+):
+    """Execute's first ledger write (marking the intent sent, before any send) is throttled
+    through all of the SDK's attempts: it answers TransientError, SubmitOrder retries it with
+    back-off, and the next attempt places the order, once; nothing is dead-lettered."""
+    faults = FaultInjector(
+        {"ddb-throttle": 1.0},
+        ddb_throttle_only=first_writes({("UpdateItem", "OrdersTable"): SDK_ATTEMPTS}),
+    )
+    result = run_one_order(None, faults=faults)
+    assert result["task_errors"] == ["TransientError"]
+    assert result["states"] == ["RecordIntent", "SubmitOrder", "OrderOutcome", "PublishOrderFilled"]
+    assert result["status"] == "SUCCEEDED"
+    assert result["ledger_status"] == "filled"
     assert result["exchange_orders"] == [result["intent_id"]]
 
 

@@ -266,10 +266,18 @@ def test_order_submission_retries_only_named_errors_and_catches_every_outcome() 
     submit = _order_states()["SubmitOrder"]
     assert submit["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
     retried = {name for retrier in submit["Retry"] for name in retrier["ErrorEquals"]}
-    assert retried == {"OrderNotVisibleYet", "RetryableExchangeError"}  # never States.ALL
+    assert retried == {
+        "OrderNotVisibleYet",
+        "RetryableExchangeError",
+        "TransientError",
+    }  # never States.ALL
     jitter = {r["ErrorEquals"][0]: r["JitterStrategy"] for r in submit["Retry"]}
     # lookups keep a fixed schedule that outlasts the grace window; refusals back off jittered
-    assert jitter == {"OrderNotVisibleYet": "NONE", "RetryableExchangeError": "FULL"}
+    assert jitter == {
+        "OrderNotVisibleYet": "NONE",
+        "RetryableExchangeError": "FULL",
+        "TransientError": "FULL",
+    }
     visibility = next(r for r in submit["Retry"] if r["ErrorEquals"] == ["OrderNotVisibleYet"])
     waits = [
         min(visibility["IntervalSeconds"] * visibility["BackoffRate"] ** k, 30)

@@ -121,6 +121,7 @@ TASK_ERRORS = (
     "AmbiguousOrderError",
     "OrderNotVisibleYet",
     "RetryableExchangeError",
+    "TransientError",
 )
 """The ``error`` names the order workflow's Retry and Catch know, most specific first."""
 
