@@ -41,7 +41,7 @@ from tickstep.ports import (
     SignalRepository,
 )
 from tickstep.usecases.control import set_trading_state, status
-from tickstep.wiring import Dependencies, make_tracer
+from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 logger = Logger()
 tracer = make_tracer(os.environ)
@@ -82,9 +82,7 @@ def build_dependencies() -> Deps:
     )
 
 
-_deps: Dependencies[Deps] = Dependencies(build_dependencies)
-set_dependencies = _deps.set
-dependencies = _deps.get
+set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
 @app.get("/health")
@@ -179,9 +177,7 @@ def resume() -> Response[str]:
     return _change_state(TradingState.ACTIVE)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_entry(logger, tracer, metrics, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         HttpApiEvent.model_validate(event)

@@ -37,7 +37,7 @@ from tickstep.ports import (
 )
 from tickstep.redaction import redact
 from tickstep.usecases.execute import run_execute
-from tickstep.wiring import Dependencies, make_tracer
+from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 if TYPE_CHECKING:
     pass
@@ -88,9 +88,7 @@ def build_dependencies(
     )
 
 
-_deps: Dependencies[Deps] = Dependencies(build_dependencies)
-set_dependencies = _deps.set
-dependencies = _deps.get
+set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
 def _fields(exc: ValidationError) -> str:
@@ -163,9 +161,7 @@ def record_handler(record: SQSRecord) -> None:
     logger.warning("order not placed", error=outcome.error, cause=outcome.cause, answered=answered)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_entry(logger, tracer, metrics, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parse(event=event, model=SqsModel)
     response = process_partial_response(

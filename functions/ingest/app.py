@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tickstep.models import Market, MarketRules
 from tickstep.ports import CandleRepository, PortfolioRepository, Publisher
 from tickstep.usecases.ingest import ingest
-from tickstep.wiring import Dependencies, make_tracer
+from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import CandleSource
@@ -75,14 +75,10 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
     )
 
 
-_deps: Dependencies[Deps] = Dependencies(build_dependencies)
-set_dependencies = _deps.set
-dependencies = _deps.get
+set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_entry(logger, tracer, metrics, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_event=tick.id)

@@ -24,7 +24,7 @@ from tickstep.orders import DEFAULT_GRACE_MS
 from tickstep.ports import OrderRepository, PortfolioRepository
 from tickstep.redaction import redact
 from tickstep.usecases.reconcile import reconcile
-from tickstep.wiring import Dependencies, make_tracer
+from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 if TYPE_CHECKING:
     pass
@@ -68,14 +68,10 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
     )
 
 
-_deps: Dependencies[Deps] = Dependencies(build_dependencies)
-set_dependencies = _deps.set
-dependencies = _deps.get
+set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_entry(logger, tracer, metrics, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_event=tick.id)

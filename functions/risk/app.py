@@ -29,7 +29,7 @@ from tickstep.models import Market, MarketRules, ReasonCode, TradingState
 from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
 from tickstep.risk import RiskLimits
 from tickstep.usecases.risk import check_risk
-from tickstep.wiring import Dependencies, make_tracer
+from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 logger = Logger()
 tracer = make_tracer(os.environ)
@@ -122,14 +122,10 @@ def _no_memory(decide: Callable[..., dict[str, Any]]) -> Callable[..., dict[str,
     return decide
 
 
-_deps: Dependencies[Deps] = Dependencies(build_dependencies)
-set_dependencies = _deps.set
-dependencies = _deps.get
+set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_entry(logger, tracer, metrics, clear_state=True)
 @name_transient_failures
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # pydantic directly: the Powertools Parser package loads every AWS event model (~60 ms of

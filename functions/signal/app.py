@@ -23,7 +23,7 @@ from tickstep.models import CandleClosed, SignalAction
 from tickstep.ports import CandleRepository, PortfolioRepository, SignalRepository
 from tickstep.strategies import MarketConfig
 from tickstep.usecases.signal import compute_signal
-from tickstep.wiring import Dependencies, make_tracer
+from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 logger = Logger()
 tracer = make_tracer(os.environ)
@@ -54,14 +54,10 @@ def build_dependencies() -> Deps:
     )
 
 
-_deps: Dependencies[Deps] = Dependencies(build_dependencies)
-set_dependencies = _deps.set
-dependencies = _deps.get
+set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@lambda_entry(logger, tracer, metrics, clear_state=True)
 @name_transient_failures
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # pydantic directly: the Powertools Parser package loads every AWS event model (~60 ms of

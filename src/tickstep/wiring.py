@@ -30,6 +30,10 @@ class Dependencies(Generic[T]):
         """Hand in other dependencies (tests, the offline runtime); None rebuilds on next use."""
         self._value = value
 
+    def accessors(self) -> tuple[Callable[[T | None], None], Callable[[], T]]:
+        """``set_dependencies, dependencies``: what a handler module exposes."""
+        return self.set, self.get
+
 
 class TracerLike(Protocol):
     def capture_lambda_handler(self, lambda_handler: F) -> F: ...
@@ -45,6 +49,18 @@ class _NoTracer:
 
     def capture_method(self, method: F) -> F:
         return method
+
+
+def lambda_entry(logger: Any, tracer: TracerLike, metrics: Any, **inject: Any) -> Callable[[F], F]:
+    """Powertools' three decorators, in the order every handler wears them: the Lambda context
+    in every log line (``inject``: e.g. ``clear_state`` or a correlation id path), the trace,
+    then the metrics, flushed when the invocation ends."""
+
+    def wear(handler: F) -> F:
+        traced = tracer.capture_lambda_handler(metrics.log_metrics(handler))
+        return cast(F, logger.inject_lambda_context(**inject)(traced))
+
+    return wear
 
 
 TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from tickstep.wiring import Dependencies
 
 
@@ -41,3 +43,43 @@ def test_make_tracer_when_tracing_on_then_powertools_tracer() -> None:
     from tickstep.wiring import make_tracer
 
     assert isinstance(make_tracer({"POWERTOOLS_TRACE_DISABLED": "false"}), Tracer)
+
+
+def test_lambda_entry_when_a_handler_wears_it_then_logs_carry_the_context_and_metrics_flush(
+    capsys: Any, monkeypatch: Any
+) -> None:
+    """The three Powertools decorators every handler wears, applied in one place: the log
+    line carries the Lambda context, state is cleared between invocations, and the metrics
+    the handler adds are flushed (EMF on stdout) when it returns."""
+    import json
+    from dataclasses import dataclass
+
+    from aws_lambda_powertools import Logger, Metrics
+
+    from tickstep.wiring import lambda_entry, make_tracer
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "tickstep-test")
+    logger, metrics = Logger(service="wiring-test"), Metrics()
+    tracer = make_tracer({"POWERTOOLS_TRACE_DISABLED": "true"})
+
+    @dataclass
+    class Context:
+        function_name: str = "fn"
+        memory_limit_in_mb: int = 128
+        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+        aws_request_id: str = "req-1"
+
+    @lambda_entry(logger, tracer, metrics, clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> str:
+        logger.append_keys(call=event["n"])
+        logger.info("handled")
+        metrics.add_metric(name="Handled", unit="Count", value=1)
+        return "done"
+
+    assert handler({"n": 1}, Context()) == "done"
+    assert handler({"n": 2}, Context()) == "done"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    logs = [line for line in lines if line.get("message") == "handled"]
+    flushed = [line for line in lines if "Handled" in line]
+    assert [(log["function_name"], log["call"]) for log in logs] == [("fn", 1), ("fn", 2)]
+    assert len(flushed) == 2 and flushed[0]["Handled"] == [1.0]
