@@ -4,41 +4,15 @@ is decided; only malformed input is dead-lettered (tickstep.failures, decide.asl
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.pipeline.conftest import SDK_ATTEMPTS, first_writes
+from tests.pipeline.conftest import SDK_ATTEMPTS, busy_config, first_writes, replay
 from tickstep.config import load_config_dict
 from tickstep.local.cloud import LocalCloud
 from tickstep.local.faults import FaultInjector
-from tickstep.local.runtime import LocalRun
-
-ROOT = Path(__file__).resolve().parents[2]
-
-CONFIG = {
-    "markets": [
-        {
-            "market": {"exchange": "paper", "symbol": "ETH/BTC", "timeframe": "5m"},
-            "strategy": {"name": "sma_cross", "params": {"fast": 2, "slow": 5}},
-        }
-    ],
-    "limits": {
-        "max_notional_per_order": "0.05",
-        "max_position_per_market": "0.1",
-        "max_total_exposure": "0.25",
-        "max_daily_loss": "0.05",
-        "max_drawdown": "0.2",
-        "cooldown_after_loss_ms": 0,
-        "max_orders_per_hour": 2,
-        "price_band": "0.05",
-        "sizing": {"kind": "fixed_quote", "quote_amount": "0.02"},
-    },
-    "paper": {"fee_rate": "0.001", "slippage": "0", "balances": {"BTC": "1"}},
-}
 
 
 def decide_failures(cloud: LocalCloud) -> list[dict[str, str]]:
@@ -76,16 +50,14 @@ def throttled_run() -> dict[str, Any]:
         ),
     )
     failures: list[dict[str, str]] = []
-    report = LocalRun(
-        ROOT,
-        load_config_dict(CONFIG),
-        candles=60,
-        out=io.StringIO(),
+    report = replay(
+        load_config_dict(busy_config()),
+        60,
+        lambda cloud: failures.extend(decide_failures(cloud)),
         faults=faults,
         stop_after_intents=1,
         retry_time_scale=0.02,
-        before_report=lambda cloud: failures.extend(decide_failures(cloud)),
-    ).run()
+    )
     report["task_failures"] = failures
     return report
 
@@ -148,16 +120,14 @@ def test_decide_when_the_decision_is_made_but_not_saved_then_waits_out_its_recor
         ddb_throttle_only=first_writes({("UpdateItem", "IdempotencyTable"): SDK_ATTEMPTS}),
     )
     failures: list[dict[str, str]] = []
-    report = LocalRun(
-        ROOT,
-        load_config_dict(CONFIG),
-        candles=60,
-        out=io.StringIO(),
+    report = replay(
+        load_config_dict(busy_config()),
+        60,
+        lambda cloud: failures.extend(decide_failures(cloud)),
         faults=faults,
         stop_after_intents=1,
         retry_time_scale=0.02,
-        before_report=lambda cloud: failures.extend(decide_failures(cloud)),
-    ).run()
+    )
 
     errors = [f["error"] for f in failures]
     assert errors[0] == "TransientError", failures
