@@ -48,17 +48,17 @@ class Deps:
     start_balances: Callable[[], Mapping[str, Decimal]]
     clock: Callable[[], int]
     once: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]
+    """Makes a decision once per intent id (Powertools Idempotency): a redelivered intent gets
+    the decision it got first, so the order workflow it starts has the same name and input."""
     register_context: Callable[[Any], None]
     """Tells Idempotency the invocation's deadline, so a decision cut short (a timeout, a
     crash) is not left "in progress" for ever but can be made again once it has expired."""
-    """Makes a decision once per intent id (Powertools Idempotency): a redelivered intent gets
-    the decision it got first, so the order workflow it starts has the same name and input."""
 
 
 def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
     from tickstep.aws import EventBus
-    from tickstep.bootstrap import aws_client, wall_clock_ms
+    from tickstep.bootstrap import aws_client, decide_once, wall_clock_ms
     from tickstep.settings import Mode, Settings
     from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
@@ -73,32 +73,9 @@ def build_dependencies() -> Deps:
             return DEFAULT_RULES
         raise LookupError(f"rules: none cached yet for {market.key} (ingest caches them)")
 
-    once = _no_memory
-    register_context: Callable[[Any], None] = _no_context
-    if settings.idempotency_table:
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
-
-        persistence = DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table, boto3_client=dynamodb
-        )
-        config = IdempotencyConfig(
-            event_key_jmespath="intent.intent_id", expires_after_seconds=7 * 86_400
-        )
-
-        def once(decide: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-            wrapped: Callable[..., dict[str, Any]] = idempotent_function(
-                decide,
-                data_keyword_argument="request",
-                persistence_store=persistence,
-                config=config,
-            )
-            return wrapped
-
-        register_context = config.register_lambda_context
+    once, register_context = decide_once(
+        settings.idempotency_table, dynamodb, key="intent.intent_id", keep_s=7 * 86_400
+    )
 
     return Deps(
         limits=settings.risk_limits(),
@@ -112,14 +89,6 @@ def build_dependencies() -> Deps:
         once=once,
         register_context=register_context,
     )
-
-
-def _no_context(context: Any) -> None:
-    return None
-
-
-def _no_memory(decide: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    return decide
 
 
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()

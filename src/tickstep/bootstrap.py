@@ -47,6 +47,36 @@ def aws_client(service: str) -> Any:
     return boto3.client(service, config=Config(retries=RETRIES, **TIMEOUTS))
 
 
+Decide = Callable[..., dict[str, Any]]
+
+
+def decide_once(
+    table: str | None, dynamodb: Any, *, key: str, keep_s: int
+) -> tuple[Callable[[Decide], Decide], Callable[[Any], None]]:
+    """Make each decision once per ``key`` (a JMESPath into the request), with Powertools
+    Idempotency over ``table``: a redelivered request gets the answer it got first, for
+    ``keep_s``. Also what tells Idempotency the invocation's deadline, so a decision cut short
+    is not left "in progress" for ever. Without a table, every request is decided."""
+    if not table:
+        return (lambda decide: decide), (lambda context: None)
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
+    config = IdempotencyConfig(event_key_jmespath=key, expires_after_seconds=keep_s)
+
+    def once(decide: Decide) -> Decide:
+        wrapped: Decide = idempotent_function(
+            decide, data_keyword_argument="request", persistence_store=persistence, config=config
+        )
+        return wrapped
+
+    return once, config.register_lambda_context
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
