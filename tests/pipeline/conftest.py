@@ -355,3 +355,13 @@ def first_writes(counts: dict[tuple[str, str], int]) -> Callable[[str, dict[str,
         return seen[key] <= counts[key]
 
     return only
+
+
+def decide_history(cloud: LocalCloud) -> Iterator[dict[str, Any]]:
+    """Every history event of every decide execution, execution by execution."""
+    arn = cloud.state_machines["DecideStateMachine"]
+    for page in cloud.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+        for execution in page["executions"]:
+            yield from cloud.sfn.get_execution_history(
+                executionArn=execution["executionArn"], maxResults=1000
+            )["events"]

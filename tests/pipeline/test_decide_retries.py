@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.conftest import SDK_ATTEMPTS, busy_config, first_writes, replay
+from tests.pipeline.conftest import (
+    SDK_ATTEMPTS,
+    busy_config,
+    decide_history,
+    first_writes,
+    replay,
+)
 from tickstep.config import load_config_dict
 from tickstep.local.cloud import LocalCloud
 from tickstep.local.faults import FaultInjector
@@ -18,19 +24,13 @@ from tickstep.local.faults import FaultInjector
 def decide_failures(cloud: LocalCloud) -> list[dict[str, str]]:
     """Every failed Lambda task of every decide execution: the error and the errorMessage."""
     failures = []
-    arn = cloud.state_machines["DecideStateMachine"]
-    for page in cloud.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
-        for execution in page["executions"]:
-            history = cloud.sfn.get_execution_history(
-                executionArn=execution["executionArn"], maxResults=1000
-            )["events"]
-            for event in history:
-                if event["type"] == "TaskFailed":
-                    details = event["taskFailedEventDetails"]
-                    cause = details.get("cause", "")
-                    with contextlib.suppress(ValueError):
-                        cause = json.loads(cause).get("errorMessage", cause)
-                    failures.append({"error": details["error"], "cause": cause})
+    for event in decide_history(cloud):
+        if event["type"] == "TaskFailed":
+            details = event["taskFailedEventDetails"]
+            cause = details.get("cause", "")
+            with contextlib.suppress(ValueError):
+                cause = json.loads(cause).get("errorMessage", cause)
+            failures.append({"error": details["error"], "cause": cause})
     return failures
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.conftest import paper_config, replay
+from tests.pipeline.conftest import decide_history, paper_config, replay
 from tickstep.candles import bundled_series
 from tickstep.cli import main
 from tickstep.config import load_config_dict
@@ -85,18 +85,12 @@ def local() -> Seen:
         ]
         captured["signals"] = sorted(signal_key(s) for s in signals)
         decisions = []
-        arn = cloud.state_machines["DecideStateMachine"]
-        for page in cloud.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
-            for execution in page["executions"]:
-                events = cloud.sfn.get_execution_history(
-                    executionArn=execution["executionArn"], maxResults=1000
-                )["events"]
-                for event in events:
-                    details = event.get("stateExitedEventDetails", {})
-                    if details.get("name") == "CheckRisk" and details.get("output"):
-                        output = json.loads(details["output"])
-                        decision = RiskDecision.model_validate(output["decision"])
-                        decisions.append((output["intent"]["candle_time"], decision))
+        for event in decide_history(cloud):
+            details = event.get("stateExitedEventDetails", {})
+            if details.get("name") == "CheckRisk" and details.get("output"):
+                output = json.loads(details["output"])
+                decision = RiskDecision.model_validate(output["decision"])
+                decisions.append((output["intent"]["candle_time"], decision))
         captured["decisions"] = [decision_key(d) for _, d in sorted(decisions, key=lambda x: x[0])]
         state_json, _ = PortfolioStore(cloud.ddb, cloud.tables["PortfolioTable"]).paper_state()
         fills = PaperState.model_validate_json(state_json).fills if state_json else []
