@@ -68,18 +68,18 @@ def build_dependencies(
     offline runtime hands in its replay feed as ``prices`` and its clock."""
     from tickstep.aws import EventBus, TaskTokens
     from tickstep.bootstrap import aws_client, exchange_sessions, wall_clock_ms
-    from tickstep.settings import Settings
+    from tickstep.settings import ExecuteSettings
     from tickstep.stores import ControlStore, OrderStore, PortfolioStore
 
-    settings = Settings.from_env(os.environ)
+    settings = ExecuteSettings.from_env(os.environ)
     dynamodb = dynamodb or aws_client("dynamodb")
     now = clock or wall_clock_ms
-    portfolio = PortfolioStore(dynamodb, settings.require("portfolio_table"))
+    portfolio = PortfolioStore(dynamodb, settings.portfolio_table)
     return Deps(
-        orders=OrderStore(dynamodb, settings.require("orders_table")),
+        orders=OrderStore(dynamodb, settings.orders_table),
         portfolio=portfolio,
-        control=ControlStore(dynamodb, settings.require("control_table")),
-        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
+        control=ControlStore(dynamodb, settings.control_table),
+        publisher=EventBus(aws_client("events"), settings.event_bus_name),
         tasks=TaskTokens(aws_client("stepfunctions")),
         open_exchange=exchange_sessions(
             settings, portfolio, dynamodb=dynamodb, prices=prices, clock=now

@@ -48,14 +48,12 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
     runtime hands in its replay feed as ``source``."""
     from tickstep.aws import EventBus
     from tickstep.bootstrap import aws_client, candle_source
-    from tickstep.settings import Mode, Settings
+    from tickstep.settings import IngestSettings, Mode
     from tickstep.stores import CandleStore, PortfolioStore
 
-    settings = Settings.from_env(os.environ)
+    settings = IngestSettings.from_env(os.environ)
     dynamodb = aws_client("dynamodb")
-    portfolio = (
-        PortfolioStore(dynamodb, settings.portfolio_table) if settings.portfolio_table else None
-    )
+    portfolio = PortfolioStore(dynamodb, settings.portfolio_table)
     rules: Callable[[Market], MarketRules] | None = None
     if source is None:
         source, rules = candle_source(settings)
@@ -68,8 +66,8 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
     return Deps(
         markets=[m.market for m in settings.markets()],
         source=source,
-        candles=CandleStore(dynamodb, settings.require("candles_table")),
-        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
+        candles=CandleStore(dynamodb, settings.candles_table),
+        publisher=EventBus(aws_client("events"), settings.event_bus_name),
         rules=rules,
         portfolio=portfolio,
     )

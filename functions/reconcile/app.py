@@ -48,20 +48,20 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
     """The one place this function's clients are made (once per container); the exchange
     account is opened as the execute function opens it (:mod:`tickstep.bootstrap`)."""
     from tickstep.bootstrap import aws_client, exchange_sessions, single_exchange, wall_clock_ms
-    from tickstep.settings import Mode, Settings
+    from tickstep.settings import Mode, ReconcileSettings
     from tickstep.stores import OrderStore, PortfolioStore
 
-    settings = Settings.from_env(os.environ)
+    settings = ReconcileSettings.from_env(os.environ)
     dynamodb = aws_client("dynamodb")
     now = clock or wall_clock_ms
-    portfolio = PortfolioStore(dynamodb, settings.require("portfolio_table"))
+    portfolio = PortfolioStore(dynamodb, settings.portfolio_table)
     markets = [m.market for m in settings.markets()]
     # The paper account holds every market; a real one is one exchange account per stack.
     account = markets[0] if settings.mode is Mode.PAPER else single_exchange(markets)
     sessions = exchange_sessions(settings, portfolio, dynamodb=dynamodb, prices=prices, clock=now)
     return Deps(
         markets=markets,
-        orders=OrderStore(dynamodb, settings.require("orders_table")),
+        orders=OrderStore(dynamodb, settings.orders_table),
         portfolio=portfolio,
         open_exchange=lambda: sessions(account),
         clock=now,

@@ -59,10 +59,10 @@ def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
     from tickstep.aws import EventBus
     from tickstep.bootstrap import aws_client, decide_once, wall_clock_ms
-    from tickstep.settings import Mode, Settings
+    from tickstep.settings import Mode, RiskSettings
     from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
-    settings = Settings.from_env(os.environ)
+    settings = RiskSettings.from_env(os.environ)
     dynamodb = aws_client("dynamodb")
 
     def fallback_rules(market: Market) -> MarketRules:
@@ -79,10 +79,10 @@ def build_dependencies() -> Deps:
 
     return Deps(
         limits=settings.risk_limits(),
-        candles=CandleStore(dynamodb, settings.require("candles_table")),
-        portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
-        control=ControlStore(dynamodb, settings.require("control_table")),
-        publisher=EventBus(aws_client("events"), settings.require("event_bus_name")),
+        candles=CandleStore(dynamodb, settings.candles_table),
+        portfolio=PortfolioStore(dynamodb, settings.portfolio_table),
+        control=ControlStore(dynamodb, settings.control_table),
+        publisher=EventBus(aws_client("events"), settings.event_bus_name),
         fallback_rules=fallback_rules,
         start_balances=lambda: settings.paper_settings().balances,
         clock=wall_clock_ms,

@@ -41,15 +41,15 @@ class Deps:
 def build_dependencies() -> Deps:
     """The one place this function's clients are made (once per container)."""
     from tickstep.bootstrap import aws_client
-    from tickstep.settings import Settings
+    from tickstep.settings import SignalSettings
     from tickstep.stores import CandleStore, PortfolioStore, SignalStore
 
-    settings = Settings.from_env(os.environ)
+    settings = SignalSettings.from_env(os.environ)
     dynamodb = aws_client("dynamodb")
     return Deps(
         markets={m.market.key: m for m in settings.market_configs()},
-        candles=CandleStore(dynamodb, settings.require("candles_table")),
-        portfolio=PortfolioStore(dynamodb, settings.require("portfolio_table")),
+        candles=CandleStore(dynamodb, settings.candles_table),
+        portfolio=PortfolioStore(dynamodb, settings.portfolio_table),
         signals=SignalStore(dynamodb, settings.signals_table) if settings.signals_table else None,
     )
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tickstep.exchanges.paper import PriceSource
     from tickstep.exchanges.port import CandleSource, ExchangePort
     from tickstep.models import MarketRules
-    from tickstep.settings import Settings
+    from tickstep.settings import OrderPathSettings, Settings
     from tickstep.stores import PortfolioStore
 
 RETRIES = {"mode": "standard", "total_max_attempts": 6}
@@ -92,7 +92,7 @@ class Session:
 
 
 def exchange_sessions(
-    settings: Settings,
+    settings: OrderPathSettings,
     portfolio: PortfolioStore,
     *,
     dynamodb: Any,
@@ -110,11 +110,12 @@ def exchange_sessions(
 
     if settings.mode is Mode.PAPER:
         return _paper_sessions(settings, portfolio, dynamodb=dynamodb, prices=prices, clock=clock)
-    return _ccxt_sessions(settings.require("exchange_secret_arn"), settings.mode is Mode.SANDBOX)
+    assert settings.exchange_secret_arn is not None  # OrderPathSettings requires it here
+    return _ccxt_sessions(settings.exchange_secret_arn, settings.mode is Mode.SANDBOX)
 
 
 def _paper_sessions(
-    settings: Settings,
+    settings: OrderPathSettings,
     portfolio: PortfolioStore,
     *,
     dynamodb: Any,
@@ -127,15 +128,15 @@ def _paper_sessions(
 
     paper = settings.paper_settings()
     markets = [m.market for m in settings.markets()]
-    source = prices or StoredCandlePrices(
-        CandleStore(dynamodb, settings.require("candles_table")), clock
-    )
+    if prices is None:
+        assert settings.candles_table is not None  # OrderPathSettings requires it for paper
+        prices = StoredCandlePrices(CandleStore(dynamodb, settings.candles_table), clock)
 
     def rules(market: Market) -> MarketRules:
         return portfolio.rules(market) or DEFAULT_RULES
 
     def open_paper(market: Market) -> Session:
-        account = PaperAccount(portfolio, source, paper, rules, markets)
+        account = PaperAccount(portfolio, prices, paper, rules, markets)
         return Session(account.open(), account.commit)
 
     return open_paper

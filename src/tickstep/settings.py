@@ -5,9 +5,15 @@ its ``build_dependencies``, and hands plain values to the stores and services. T
 names are constants here (the names ``template.yaml`` sets) so the template, the handlers, the
 tests and the offline runtime cannot drift apart by a typo.
 
-The JSON variables stay strings in :class:`Settings` and are parsed by the function that needs
-them: :class:`tickstep.strategies.MarketConfig` imports the strategies (and numpy), which only
-the signal function may pay for, so the others read markets through :meth:`Settings.markets`.
+Each function has its own class (:class:`IngestSettings` ... :class:`ApiSettings`) whose typed
+fields are exactly the variables it reads, required or optional: a missing one fails the cold
+start with the variable's name, and a test compares each class with the template.
+(pydantic-settings would do the reading too, but costs its import, about 24 ms, on every cold
+start; :meth:`Settings.from_env` is ten lines over the same pydantic model.)
+
+The JSON variables stay strings and are parsed by the method that needs them:
+:class:`tickstep.strategies.MarketConfig` imports the strategies (and numpy), which only the
+signal function may pay for, so the others read markets through ``markets()``.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from tickstep.models import Market, validation_problems
 from tickstep.risk import RiskLimits
@@ -40,10 +46,17 @@ __all__ = [
     "ENV_RISK_LIMITS",
     "ENV_SIGNALS_TABLE",
     "ENV_VARS",
+    "ApiSettings",
+    "ExecuteSettings",
+    "IngestSettings",
     "MarketEntry",
     "Mode",
+    "OrderPathSettings",
+    "ReconcileSettings",
+    "RiskSettings",
     "Settings",
     "SettingsError",
+    "SignalSettings",
 ]
 
 ENV_MODE = "TRADING_MODE"
@@ -96,70 +109,64 @@ Name = Annotated[str, Field(min_length=1, max_length=2048)]
 
 
 class Settings(BaseModel):
-    """One function's environment. Fields a function does not use may be absent; the
-    ``require_*`` accessors fail with the variable's name when one it does use is missing."""
+    """What every function reads: the trading mode. Each function's own class below adds the
+    variables it uses as typed fields (required ones without a default), so a missing or empty
+    variable fails the cold start with its name, and a handler reads ``settings.orders_table``
+    as a ``str``, never a string key."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mode: Mode = Mode.PAPER
-    markets_json: str | None = None
-    risk_limits_json: str | None = None
-    paper_json: str | None = None
-    candles_table: Name | None = None
-    signals_table: Name | None = None
-    orders_table: Name | None = None
-    portfolio_table: Name | None = None
-    control_table: Name | None = None
-    idempotency_table: Name | None = None
-    event_bus_name: Name | None = None
-    exchange_secret_arn: Name | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Read the variables of :data:`ENV_VARS`; empty values count as absent."""
-        values = {field: environ[var] for field, var in ENV_VARS.items() if environ.get(var)}
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        """Read this class's variables (:data:`ENV_VARS`); empty values count as absent."""
+        values = {
+            field: environ[ENV_VARS[field]]
+            for field in cls.model_fields
+            if environ.get(ENV_VARS[field])
+        }
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_VARS.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(_env_problem(err) for err in exc.errors())
             raise SettingsError(f"invalid environment: {problems}") from exc
 
-    def require(self, field: str) -> str:
-        value = getattr(self, field)
-        if not value:
-            raise SettingsError(f"{ENV_VARS[field]}: not set, and this function needs it")
-        return str(value)
+    @classmethod
+    def variables(cls) -> set[str]:
+        """The environment variables this function reads."""
+        return {ENV_VARS[field] for field in cls.model_fields}
 
-    def _json(self, field: str) -> Any:
-        try:
-            return json.loads(self.require(field))
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"{ENV_VARS[field]}: not valid JSON: {exc}") from exc
+
+def _env_problem(err: Any) -> str:
+    """One validation error in the variables' words: ``ORDERS_TABLE: not set ...``."""
+    if err["type"] == "missing":
+        return f"{ENV_VARS[str(err['loc'][0])]}: not set, and this function needs it"
+    if err["loc"]:
+        return f"{ENV_VARS.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _json(variable: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{variable}: not valid JSON: {exc}") from exc
+
+
+class _Markets(Settings):
+    markets_json: str
 
     def markets(self) -> list[MarketEntry]:
         """The configured markets, strategies unchecked (no numpy: ingest, reconcile)."""
         try:
-            return _MARKETS.validate_python(self._json("markets_json"))
+            return _MARKETS.validate_python(_json(ENV_MARKETS, self.markets_json))
         except ValidationError as exc:
             raise SettingsError(f"{ENV_MARKETS}: {_problems(exc)}") from exc
 
-    def market_configs(self) -> list[MarketConfig]:
-        """The configured markets with their strategies built and checked (imports numpy)."""
-        from tickstep.strategies import MarketConfig
 
-        try:
-            return TypeAdapter(list[MarketConfig]).validate_python(self._json("markets_json"))
-        except ValidationError as exc:
-            raise SettingsError(f"{ENV_MARKETS}: {_problems(exc)}") from exc
-
-    def risk_limits(self) -> RiskLimits:
-        try:
-            return RiskLimits.model_validate(self._json("risk_limits_json"))
-        except ValidationError as exc:
-            raise SettingsError(f"{ENV_RISK_LIMITS}: {_problems(exc)}") from exc
+class _Paper(Settings):
+    paper_json: str | None = None
 
     def paper_settings(self) -> PaperSettings:
         """Fees, slippage and starting balances of the paper account (defaults when unset)."""
@@ -168,9 +175,83 @@ class Settings(BaseModel):
         if not self.paper_json:
             return PaperSettings()
         try:
-            return PaperSettings.model_validate(self._json("paper_json"))
+            return PaperSettings.model_validate(_json(ENV_PAPER_SETTINGS, self.paper_json))
         except ValidationError as exc:
             raise SettingsError(f"{ENV_PAPER_SETTINGS}: {_problems(exc)}") from exc
+
+
+class IngestSettings(_Markets):
+    candles_table: Name
+    event_bus_name: Name
+    portfolio_table: Name
+    """Where ingest caches each market's rules (precision, limits) for the order path."""
+
+
+class SignalSettings(Settings):
+    markets_json: str
+    candles_table: Name
+    portfolio_table: Name
+    signals_table: Name | None = None
+
+    def market_configs(self) -> list[MarketConfig]:
+        """The configured markets with their strategies built and checked (imports numpy)."""
+        from tickstep.strategies import MarketConfig
+
+        try:
+            configs = TypeAdapter(list[MarketConfig])
+            return configs.validate_python(_json(ENV_MARKETS, self.markets_json))
+        except ValidationError as exc:
+            raise SettingsError(f"{ENV_MARKETS}: {_problems(exc)}") from exc
+
+
+class RiskSettings(_Paper):
+    risk_limits_json: str
+    candles_table: Name
+    portfolio_table: Name
+    control_table: Name
+    event_bus_name: Name
+    idempotency_table: Name | None = None
+
+    def risk_limits(self) -> RiskLimits:
+        try:
+            return RiskLimits.model_validate(_json(ENV_RISK_LIMITS, self.risk_limits_json))
+        except ValidationError as exc:
+            raise SettingsError(f"{ENV_RISK_LIMITS}: {_problems(exc)}") from exc
+
+
+class OrderPathSettings(_Markets, _Paper):
+    """What execute and reconcile share: the ledger, the account, and the exchange (the paper
+    account fills at the stored candles; sandbox and live read the exchange secret)."""
+
+    orders_table: Name
+    portfolio_table: Name
+    candles_table: Name | None = None
+    exchange_secret_arn: Name | None = None
+
+    @model_validator(mode="after")
+    def _exchange(self) -> Self:
+        if self.mode is Mode.PAPER and not self.candles_table:
+            raise ValueError(f"{ENV_CANDLES_TABLE}: paper trading fills at the stored candles")
+        if self.mode is not Mode.PAPER and not self.exchange_secret_arn:
+            raise ValueError(f"{ENV_EXCHANGE_SECRET_ARN}: {self.mode.value} trading needs it")
+        return self
+
+
+class ExecuteSettings(OrderPathSettings):
+    control_table: Name
+    event_bus_name: Name
+
+
+class ReconcileSettings(OrderPathSettings):
+    pass
+
+
+class ApiSettings(_Markets):
+    orders_table: Name
+    portfolio_table: Name
+    control_table: Name
+    event_bus_name: Name
+    signals_table: Name | None = None
 
 
 class MarketEntry(BaseModel):
