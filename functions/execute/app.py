@@ -10,9 +10,8 @@ and a cause without secrets. The function returns the batch's partial failures: 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,41 +22,16 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from tickstep.bootstrap import Session
-from tickstep.failures import Kind, classify
 from tickstep.messages import ExecuteCommand, task_token_of
-from tickstep.models import Market, validation_problems
-from tickstep.orders import DEFAULT_GRACE_MS
-from tickstep.ports import (
-    ControlRepository,
-    OrderRepository,
-    PortfolioRepository,
-    Publisher,
-    TaskAnswers,
-)
-from tickstep.redaction import redact
-from tickstep.usecases.execute import run_execute
+from tickstep.models import validation_problems
+from tickstep.usecases.execute import Answer, OrderPath, submit_order
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
-
-if TYPE_CHECKING:
-    pass
 
 logger = Logger()
 tracer = make_tracer(os.environ)
 metrics = Metrics()
 processor = SqsFifoPartialProcessor()
-
-
-@dataclass(frozen=True)
-class Deps:
-    orders: OrderRepository
-    portfolio: PortfolioRepository
-    control: ControlRepository
-    publisher: Publisher
-    tasks: TaskAnswers
-    open_exchange: Callable[[Market], Session]
-    clock: Callable[[], int]
-    grace_ms: int = DEFAULT_GRACE_MS
+Deps = OrderPath
 
 
 def build_dependencies(
@@ -91,10 +65,6 @@ def build_dependencies(
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-def _fields(exc: ValidationError) -> str:
-    return validation_problems(exc, "body")[:1000]
-
-
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     deps = dependencies()
@@ -103,62 +73,31 @@ def record_handler(record: SQSRecord) -> None:
         # refuses JSON nested deeper than 200: a validation error either way, never a crash.
         command = ExecuteCommand.model_validate_json(record.body)
     except ValidationError as exc:
+        problems = validation_problems(exc, "body")[:1000]
         token = task_token_of(record.body)
-        logger.error("invalid order message", errors=_fields(exc), answered=token is not None)
+        logger.error("invalid order message", errors=problems, answered=token is not None)
         if token is None:
             raise
-        deps.tasks.fail(token, "FatalExchangeError", f"invalid order message: {_fields(exc)}")
+        deps.tasks.fail(token, "FatalExchangeError", f"invalid order message: {problems}")
         return
-    intent = command.intent
-    logger.append_keys(intent_id=intent.intent_id, execution=command.execution)
-    secrets: Sequence[str] = ()
-    try:
-        session = deps.open_exchange(intent.market)
-        secrets = session.secrets
-        outcome = run_execute(
-            command,
-            exchange=session.exchange,
-            orders=deps.orders,
-            portfolio=deps.portfolio,
-            control=deps.control,
-            publisher=deps.publisher,
-            now_ms=deps.clock(),
-            commit=session.commit,
-            grace_ms=deps.grace_ms,
-            secrets=secrets,
-        )
-    except Exception as exc:
-        if classify(exc) is not Kind.RETRYABLE:
-            raise
-        # DynamoDB or another AWS dependency failed for now: SubmitOrder retries TransientError
-        # with back-off and jitter, and the next attempt looks the order up before it would
-        # ever send it again. If the answer cannot be given either, SQS delivers the message
-        # again (the raise).
-        cause = redact(f"{type(exc).__name__}: {exc}", secrets)[:1000]
-        answered = deps.tasks.fail(command.task_token, "TransientError", cause)
-        metrics.add_metric(name="OrderErrors", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "order path failed for now", error="TransientError", cause=cause, answered=answered
-        )
-        return
-    if outcome.order is not None:
-        answered = deps.tasks.succeed(
-            command.task_token, {"order": outcome.order.model_dump(mode="json")}
-        )
+    logger.append_keys(intent_id=command.intent.intent_id, execution=command.execution)
+    # A failure that cannot be answered raises: SQS delivers the message again.
+    done = submit_order(command, deps)
+    if done.answer is Answer.PLACED:
+        assert done.order is not None
         metrics.add_metric(name="OrdersPlaced", unit=MetricUnit.Count, value=1)
         logger.info(
             "order recorded",
-            status=outcome.order.status.value,
-            filled=str(outcome.order.filled),
-            answered=answered,
+            status=done.order.status.value,
+            filled=str(done.order.filled),
+            answered=done.answered,
         )
         return
-    assert outcome.error is not None
-    answered = deps.tasks.fail(command.task_token, outcome.error, outcome.cause or "")
-    if outcome.error == "AuthenticationFailed":
+    if done.error == "AuthenticationFailed":
         metrics.add_metric(name="TradingHalted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="OrderErrors", unit=MetricUnit.Count, value=1)
-    logger.warning("order not placed", error=outcome.error, cause=outcome.cause, answered=answered)
+    message = "order path failed for now" if done.answer is Answer.TRANSIENT else "order not placed"
+    logger.warning(message, error=done.error, cause=done.cause, answered=done.answered)
 
 
 @lambda_entry(logger, tracer, metrics, clear_state=True)

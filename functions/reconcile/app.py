@@ -18,10 +18,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tickstep.bootstrap import Session
 from tickstep.models import Market
 from tickstep.orders import DEFAULT_GRACE_MS
-from tickstep.ports import OrderRepository, PortfolioRepository
+from tickstep.ports import ExchangeSession, OrderRepository, PortfolioRepository
 from tickstep.redaction import redact
 from tickstep.usecases.reconcile import reconcile
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
@@ -39,7 +38,7 @@ class Deps:
     markets: list[Market]
     orders: OrderRepository
     portfolio: PortfolioRepository
-    open_exchange: Callable[[], Session]
+    open_exchange: Callable[[], ExchangeSession]
     clock: Callable[[], int]
     grace_ms: int = DEFAULT_GRACE_MS
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tickstep.models import Market
+from tickstep.ports import ExchangeSession
 
 if TYPE_CHECKING:
     from tickstep.exchanges.ccxt_adapter import CcxtExchange
     from tickstep.exchanges.paper import PriceSource
-    from tickstep.exchanges.port import CandleSource, ExchangePort
+    from tickstep.exchanges.port import CandleSource
     from tickstep.models import MarketRules
     from tickstep.settings import OrderPathSettings, Settings
     from tickstep.stores import PortfolioStore
@@ -81,16 +81,6 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True)
-class Session:
-    """An exchange for one order or one reconcile run: ``commit`` persists its side (the paper
-    account's state); ``secrets`` are values to keep out of every cause and log line."""
-
-    exchange: ExchangePort
-    commit: Callable[[], None]
-    secrets: Sequence[str] = ()
-
-
 def exchange_sessions(
     settings: OrderPathSettings,
     portfolio: PortfolioStore,
@@ -98,7 +88,7 @@ def exchange_sessions(
     dynamodb: Any,
     prices: PriceSource | None = None,
     clock: Callable[[], int] = wall_clock_ms,
-) -> Callable[[Market], Session]:
+) -> Callable[[Market], ExchangeSession]:
     """How execute and reconcile reach the exchange, by trading mode.
 
     Paper: the paper account kept in the portfolio table, filling at ``prices`` (the offline
@@ -121,7 +111,7 @@ def _paper_sessions(
     dynamodb: Any,
     prices: PriceSource | None,
     clock: Callable[[], int],
-) -> Callable[[Market], Session]:
+) -> Callable[[Market], ExchangeSession]:
     from tickstep.exchanges.paper import DEFAULT_RULES
     from tickstep.paper_account import PaperAccount, StoredCandlePrices
     from tickstep.stores import CandleStore
@@ -135,14 +125,14 @@ def _paper_sessions(
     def rules(market: Market) -> MarketRules:
         return portfolio.rules(market) or DEFAULT_RULES
 
-    def open_paper(market: Market) -> Session:
+    def open_paper(market: Market) -> ExchangeSession:
         account = PaperAccount(portfolio, prices, paper, rules, markets)
-        return Session(account.open(), account.commit)
+        return ExchangeSession(account.open(), account.commit)
 
     return open_paper
 
 
-def _ccxt_sessions(secret_name: str, sandbox: bool) -> Callable[[Market], Session]:
+def _ccxt_sessions(secret_name: str, sandbox: bool) -> Callable[[Market], ExchangeSession]:
     from aws_lambda_powertools.utilities.parameters import get_secret
 
     from tickstep.exchanges.ccxt_adapter import CcxtExchange, build_ccxt_client
@@ -150,7 +140,7 @@ def _ccxt_sessions(secret_name: str, sandbox: bool) -> Callable[[Market], Sessio
 
     clients: dict[tuple[str, str], CcxtExchange] = {}
 
-    def open_exchange(market: Market) -> Session:
+    def open_exchange(market: Market) -> ExchangeSession:
         secret = get_secret(secret_name, max_age=SECRET_MAX_AGE_S, transform="json")
         if not isinstance(secret, dict) or not secret.get("apiKey"):
             raise AuthenticationFailed("the exchange secret has no apiKey", code="no_secret")
@@ -170,7 +160,7 @@ def _ccxt_sessions(secret_name: str, sandbox: bool) -> Callable[[Market], Sessio
                 ),
                 secrets=values,
             )
-        return Session(clients[key], lambda: None, values)
+        return ExchangeSession(clients[key], lambda: None, values)
 
     return open_exchange
 

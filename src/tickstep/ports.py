@@ -5,9 +5,10 @@ in-memory ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +28,9 @@ from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
+
+if TYPE_CHECKING:
+    from tickstep.exchanges.port import ExchangePort
 
 
 class CandleRepository(Protocol):
@@ -136,3 +140,14 @@ class TaskAnswers(Protocol):
     def succeed(self, token: str, output: dict[str, Any]) -> bool: ...
 
     def fail(self, token: str, error: str, cause: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ExchangeSession:
+    """An exchange for one order or one reconcile run (:func:`tickstep.bootstrap.exchange_sessions`
+    opens it): ``commit`` persists its side (the paper account's state); ``secrets`` are values
+    to keep out of every cause and log line."""
+
+    exchange: ExchangePort
+    commit: Callable[[], None]
+    secrets: Sequence[str] = ()

@@ -10,7 +10,7 @@ At every candle close, as the deployed pipeline does it:
    with nothing held), ends there; an intent goes to :func:`~tickstep.usecases.risk.check_risk`;
    an approval starts the order workflow, once per intent;
 3. **execute** (the order workflow): record the intent once, then
-   :func:`~tickstep.usecases.execute.run_execute` on the paper account
+   :func:`~tickstep.usecases.execute.submit_order` on the paper account
    (:class:`tickstep.paper_account.PaperAccount`), which fills at the replay feed's price at
    the close: the next candle's open. A refusal is recorded as rejected, an unclear outcome
    as unknown, from the statuses the workflow may move them from.
@@ -63,7 +63,8 @@ from tickstep.models import (
 )
 from tickstep.paper_account import PaperAccount
 from tickstep.portfolio import unrealized_pnl
-from tickstep.usecases.execute import run_execute
+from tickstep.ports import ExchangeSession
+from tickstep.usecases.execute import OrderPath, submit_order
 from tickstep.usecases.ingest import ingest
 from tickstep.usecases.reconcile import reconcile
 from tickstep.usecases.risk import check_risk
@@ -374,21 +375,16 @@ class PaperSession:
         """The execute function on one order message: place it on the paper account and
         answer the workflow's task."""
         account = self._paper_account()
-        outcome = run_execute(
-            command,
-            exchange=account.open(),
+        path = OrderPath(
             orders=self.orders,
             portfolio=self.portfolio,
             control=self.control,
             publisher=self.bus,
-            now_ms=self._tick(),
-            commit=account.commit,
+            tasks=self.tasks,
+            open_exchange=lambda market: ExchangeSession(account.open(), account.commit),
+            clock=self._tick,
         )
-        if outcome.order is not None:
-            self.tasks.succeed(command.task_token, {"order": outcome.order.model_dump(mode="json")})
-        else:
-            assert outcome.error is not None
-            self.tasks.fail(command.task_token, outcome.error, outcome.cause or "")
+        submit_order(command, path)
 
     def _reconcile(self) -> None:
         now = max(self._latest_ms, self.ticks[-1]) + RECONCILE_AFTER_MS

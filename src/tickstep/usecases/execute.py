@@ -1,14 +1,21 @@
 """Execute: place one approved intent exactly once, record the exchange's answer in the
-ledger, and answer the order workflow's task."""
+ledger, and answer the order workflow's task.
+
+:func:`submit_order` is the whole of the execute function's work on one order message (the
+handler adds the message's parsing, logs and metrics); ``tickstep run`` calls it too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from tickstep.failures import Kind, classify
 from tickstep.messages import SOURCE_CONTROL, ExecuteCommand
 from tickstep.models import (
+    Market,
     Order,
     OrderStatus,
     TradingState,
@@ -18,11 +25,13 @@ from tickstep.orders import DEFAULT_GRACE_MS, TERMINAL
 from tickstep.portfolio import settle_account
 from tickstep.ports import (
     ControlRepository,
+    ExchangeSession,
     InvalidTransition,
     OrderRepository,
     PortfolioRepository,
     Publisher,
     StaleWrite,
+    TaskAnswers,
 )
 from tickstep.redaction import redact
 from tickstep.usecases.control import record_state_change
@@ -193,3 +202,76 @@ def run_execute(
             unless=TradingState.HALTED,
         )
     return ExecuteOutcome(error=task_error_name(failure), cause=cause)
+
+
+@dataclass(frozen=True)
+class OrderPath:
+    """What execute works with: the ledger, the account, the trading state, the bus, the
+    workflow's task answers, and the exchange (paper or ccxt, opened per market)."""
+
+    orders: OrderRepository
+    portfolio: PortfolioRepository
+    control: ControlRepository
+    publisher: Publisher
+    tasks: TaskAnswers
+    open_exchange: Callable[[Market], ExchangeSession]
+    clock: Callable[[], int]
+    grace_ms: int = DEFAULT_GRACE_MS
+
+
+class Answer(StrEnum):
+    """How the task was answered: the order, an exchange error, or a failure for now."""
+
+    PLACED = "placed"
+    NOT_PLACED = "not_placed"
+    TRANSIENT = "transient"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    answer: Answer
+    answered: bool
+    """Whether the workflow took the answer (False: the task had already been answered)."""
+    order: Order | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+def submit_order(command: ExecuteCommand, path: OrderPath) -> Submitted:
+    """Place the command's intent (:func:`run_execute`) and answer its task: SendTaskSuccess
+    with the order, or SendTaskFailure with the workflow's error name.
+
+    A failure of DynamoDB or another AWS dependency worth retrying is answered as
+    ``TransientError``, which SubmitOrder retries with back-off (the next attempt looks the
+    order up before it would ever send it again); anything else is raised, and if the answer
+    itself cannot be given the caller must let the message be delivered again.
+    """
+    secrets: Sequence[str] = ()
+    try:
+        session = path.open_exchange(command.intent.market)
+        secrets = session.secrets
+        outcome = run_execute(
+            command,
+            exchange=session.exchange,
+            orders=path.orders,
+            portfolio=path.portfolio,
+            control=path.control,
+            publisher=path.publisher,
+            now_ms=path.clock(),
+            commit=session.commit,
+            grace_ms=path.grace_ms,
+            secrets=secrets,
+        )
+    except Exception as exc:
+        if classify(exc) is not Kind.RETRYABLE:
+            raise
+        cause = redact(f"{type(exc).__name__}: {exc}", secrets)[:1000]
+        answered = path.tasks.fail(command.task_token, "TransientError", cause)
+        return Submitted(Answer.TRANSIENT, answered, error="TransientError", cause=cause)
+    if outcome.order is not None:
+        output = {"order": outcome.order.model_dump(mode="json")}
+        answered = path.tasks.succeed(command.task_token, output)
+        return Submitted(Answer.PLACED, answered, order=outcome.order)
+    assert outcome.error is not None
+    answered = path.tasks.fail(command.task_token, outcome.error, outcome.cause or "")
+    return Submitted(Answer.NOT_PLACED, answered, error=outcome.error, cause=outcome.cause)
