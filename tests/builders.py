@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any, NamedTuple
 from urllib.parse import quote, quote_plus
 
 from tickstep.models import Market
@@ -23,6 +24,18 @@ class FixedPrices:
 
     def now_ms(self) -> int:
         return self.now
+
+
+class CcxtOrderCall(NamedTuple):
+    """The arguments of ccxt's ``create_order`` as CcxtExchange passes them, by position: a
+    fake client takes ``*args`` into this, so a call of another shape fails the test."""
+
+    symbol: str
+    type: str
+    side: str
+    amount: str
+    price: str | None
+    params: dict[str, Any]
 
 
 def spellings(value: str) -> list[str]:

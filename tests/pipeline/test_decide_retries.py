@@ -34,6 +34,22 @@ def decide_failures(cloud: LocalCloud) -> list[dict[str, str]]:
     return failures
 
 
+def replay_with_faults(faults: FaultInjector) -> dict[str, Any]:
+    """A short busy replay up to the first intent under ``faults``, with every failed decide
+    task collected in ``task_failures``."""
+    failures: list[dict[str, str]] = []
+    report = replay(
+        load_config_dict(busy_config()),
+        60,
+        lambda cloud: failures.extend(decide_failures(cloud)),
+        faults=faults,
+        stop_after_intents=1,
+        retry_time_scale=0.02,
+    )
+    report["task_failures"] = failures
+    return report
+
+
 @pytest.fixture(scope="module")
 def throttled_run() -> dict[str, Any]:
     """A short replay in which the first signal write and the first idempotency record write
@@ -49,17 +65,7 @@ def throttled_run() -> dict[str, Any]:
             }
         ),
     )
-    failures: list[dict[str, str]] = []
-    report = replay(
-        load_config_dict(busy_config()),
-        60,
-        lambda cloud: failures.extend(decide_failures(cloud)),
-        faults=faults,
-        stop_after_intents=1,
-        retry_time_scale=0.02,
-    )
-    report["task_failures"] = failures
-    return report
+    return replay_with_faults(faults)
 
 
 def test_decide_when_the_idempotency_write_is_throttled_past_the_sdk_then_retried_and_decided(
@@ -119,15 +125,8 @@ def test_decide_when_the_decision_is_made_but_not_saved_then_waits_out_its_recor
         {"ddb-throttle": 1.0},
         ddb_throttle_only=first_writes({("UpdateItem", "IdempotencyTable"): SDK_ATTEMPTS}),
     )
-    failures: list[dict[str, str]] = []
-    report = replay(
-        load_config_dict(busy_config()),
-        60,
-        lambda cloud: failures.extend(decide_failures(cloud)),
-        faults=faults,
-        stop_after_intents=1,
-        retry_time_scale=0.02,
-    )
+    report = replay_with_faults(faults)
+    failures = report["task_failures"]
 
     errors = [f["error"] for f in failures]
     assert errors[0] == "TransientError", failures

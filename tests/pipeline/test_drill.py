@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,31 +24,31 @@ HIGH = dict.fromkeys(FAULTS, 0.3) | {
 }
 
 
+def run_drill(
+    tmp_path: Path,
+    faults: str,
+    *,
+    seed: int,
+    intents: int,
+    max_candles: int,
+    more: tuple[str, ...] = (),
+) -> tuple[int, dict[str, Any]]:
+    """``tickstep drill`` through the CLI, writing its report and Lambda log in ``tmp_path``:
+    the exit code and the report."""
+    report_path = tmp_path / "drill.json"
+    options = ["--seed", str(seed), "--intents", str(intents), "--max-candles", str(max_candles)]
+    files = ["--report", str(report_path), "--log", str(tmp_path / "lambda.log")]
+    code = main(["drill", "--faults", faults, *options, *more, *files])
+    return code, json.loads(report_path.read_text())
+
+
 def test_drill_when_every_fault_is_on_then_no_duplicate_no_mismatch_nothing_left(
     tmp_path: Path,
 ) -> None:
-    report_path = tmp_path / "drill.json"
     spec = ",".join(f"{name}={p}" for name, p in HIGH.items())
 
-    code = main(
-        [
-            "drill",
-            "--faults",
-            spec,
-            "--seed",
-            "11",
-            "--intents",
-            "10",
-            "--max-candles",
-            "300",
-            "--report",
-            str(report_path),
-            "--log",
-            str(tmp_path / "lambda.log"),
-        ]
-    )
+    code, report = run_drill(tmp_path, spec, seed=11, intents=10, max_candles=300)
 
-    report = json.loads(report_path.read_text())
     orders = report["orders"]
     assert code == 0, {
         "orders": orders,
@@ -135,27 +136,14 @@ def test_drill_when_the_order_path_runs_far_ahead_of_the_tick_then_reconcile_sti
     send is lost here, so each order ends unknown; reconcile must run past the grace window
     of the latest send, not of the candle close, or it leaves them unknown (a ledger
     mismatch, seen under load). At this scale a tenth of a second is 200 s of order time."""
-    report_path = tmp_path / "drill.json"
-    code = main(
-        [
-            "drill",
-            "--faults",
-            "timeout-before-accept=1.0",
-            "--seed",
-            "3",
-            "--intents",
-            "2",
-            "--max-candles",
-            "300",
-            "--retry-time-scale",
-            "0.0005",
-            "--report",
-            str(report_path),
-            "--log",
-            str(tmp_path / "lambda.log"),
-        ]
+    code, report = run_drill(
+        tmp_path,
+        "timeout-before-accept=1.0",
+        seed=3,
+        intents=2,
+        max_candles=300,
+        more=("--retry-time-scale", "0.0005"),
     )
-    report = json.loads(report_path.read_text())
     orders = report["orders"]
     assert orders["intents"] >= 2
     assert report["faults_injected"].get("timeout-before-accept", 0) > 0
@@ -171,25 +159,7 @@ def test_drill_when_a_valid_event_is_dead_lettered_then_exits_1_and_says_where(
     ingest's scheduled events outlast their retries and land in its dead-letter queue: valid
     events lost, so the drill fails (it passed before, with nothing duplicated or stuck), and
     the report and the summary say which queue holds them and why."""
-    report_path = tmp_path / "drill.json"
-    code = main(
-        [
-            "drill",
-            "--faults",
-            "ddb-throttle=1.0",
-            "--seed",
-            "1",
-            "--intents",
-            "1",
-            "--max-candles",
-            "2",
-            "--report",
-            str(report_path),
-            "--log",
-            str(tmp_path / "lambda.log"),
-        ]
-    )
-    report = json.loads(report_path.read_text())
+    code, report = run_drill(tmp_path, "ddb-throttle=1.0", seed=1, intents=1, max_candles=2)
     assert report["orders"]["intents_with_multiple_exchange_orders"] == 0
     assert report["orders"]["ledger_mismatches"] == 0
     assert report["non_terminal_executions"] == 0

@@ -34,11 +34,11 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from tests.builders import FixedPrices
 from tests.pipeline.conftest import TABLES, Aws, FakeContext, sample_event
 from tests.pipeline.test_handlers import (
-    FixedPrices,
     ListSource,
     RecordingTasks,
     api_event,
@@ -53,6 +53,8 @@ from tickstep.models import CandleClosed
 
 Loader = Callable[[str], ModuleType]
 Path = tuple[str | int, ...]
+Rejects = tuple[type[Exception], ...]
+"""Exceptions besides pydantic's ValidationError that may reject a malformed event."""
 EXAMPLES = int(os.environ.get("TICKSTEP_FUZZ_EXAMPLES", "40"))
 """Examples per handler; the default run is derandomized (the same examples, the same counts),
 a run with ``TICKSTEP_FUZZ_EXAMPLES`` set draws new ones."""
@@ -375,8 +377,8 @@ def check_validating_handler(
     aws: Aws,
     prepare: Callable[[], ModuleType],
     context: FakeContext,
-    handled: Callable[[dict[str, Any]], None],
-    also_rejects: tuple[type[Exception], ...] = (),
+    handled: Callable[[dict[str, Any]], object],
+    also_rejects: Rejects = (),
 ) -> None:
     sample = sample_event(name)
 
@@ -420,35 +422,27 @@ def test_fuzz_ingest_rejects_bad_schedule_events_and_writes_nothing(
     check_validating_handler("ingest", aws=aws, prepare=prepare, context=context, handled=handled)
 
 
-def test_fuzz_signal_rejects_bad_candle_events_and_writes_nothing(
-    aws: Aws, function: Loader, context: FakeContext
+DECIDE_FUNCTIONS: dict[str, tuple[Callable[[Loader], ModuleType], type[BaseModel], Rejects]] = {
+    # name: (the handler ready for the sample, its output, what else may reject an event)
+    # signal: a well-formed market that is not configured is named by the domain's own error
+    "signal": (lambda function: function("signal"), SignalOutput, (UnknownMarketError,)),
+    "risk": (lambda function: risk_app(function, sample_close_ms()), RiskOutput, ()),
+}
+
+
+@pytest.mark.parametrize("name", list(DECIDE_FUNCTIONS))
+def test_fuzz_decide_function_rejects_bad_events_and_writes_nothing(
+    aws: Aws, function: Loader, context: FakeContext, name: str
 ) -> None:
-    def handled(result: dict[str, Any]) -> None:
-        SignalOutput.model_validate(result)
-
+    """Signal's candle events and risk's intents: a valid one is answered with the output."""
+    prepare, output, also_rejects = DECIDE_FUNCTIONS[name]
     check_validating_handler(
-        "signal",
+        name,
         aws=aws,
-        prepare=lambda: function("signal"),
+        prepare=lambda: prepare(function),
         context=context,
-        handled=handled,
-        # a well-formed market that is not configured: named by the domain's own error
-        also_rejects=(UnknownMarketError,),
-    )
-
-
-def test_fuzz_risk_rejects_bad_intents_and_writes_nothing(
-    aws: Aws, function: Loader, context: FakeContext
-) -> None:
-    def handled(result: dict[str, Any]) -> None:
-        RiskOutput.model_validate(result)
-
-    check_validating_handler(
-        "risk",
-        aws=aws,
-        prepare=lambda: risk_app(function, sample_close_ms()),
-        context=context,
-        handled=handled,
+        handled=output.model_validate,
+        also_rejects=also_rejects,
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from pydantic import ValidationError
 
+from tests.builders import FixedPrices
 from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
 from tickstep.models import (
     Candle,
@@ -33,18 +34,6 @@ from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 Loader = Callable[[str], ModuleType]
 MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
 DEADLINE_S = 120  # generous: a deadline only costs time when the test fails anyway
-
-
-class FixedPrices:
-    def __init__(self, price: str, now: int) -> None:
-        self.current = Decimal(price)
-        self.now = now
-
-    def price(self, market: Market, now_ms: int) -> Decimal:
-        return self.current
-
-    def now_ms(self) -> int:
-        return self.now
 
 
 class ListSource:
@@ -75,6 +64,17 @@ def candles_ending_with(last: Candle, closes: list[str]) -> list[Candle]:
             )
         )
     return rows
+
+
+def store_history_crossing_up(aws: Aws) -> CandleClosed:
+    """Stores the candles before the signal sample's, falling so that its candle turns the fast
+    average up through the slow one; returns the sample as an event."""
+    event = CandleClosed.model_validate(sample_event("signal"))
+    falling = ["0.036"] * 5 + ["0.035", "0.034", "0.033"]
+    CandleStore(aws.dynamodb, aws.tables["CANDLES_TABLE"]).put(
+        MARKET, candles_ending_with(event.candle, falling)
+    )
+    return event
 
 
 def record_intent(aws: Aws, body: dict[str, Any]) -> None:
@@ -162,9 +162,7 @@ def test_signal_sample_when_no_history_then_holds_and_writes_no_candle(
 def test_signal_when_the_fast_average_crosses_up_then_returns_a_buy_intent(
     aws: Aws, function: Loader, context: FakeContext
 ) -> None:
-    event = CandleClosed.model_validate(sample_event("signal"))
-    history = candles_ending_with(event.candle, ["0.036"] * 5 + ["0.035", "0.034", "0.033"])
-    CandleStore(aws.dynamodb, aws.tables["CANDLES_TABLE"]).put(MARKET, history)
+    event = store_history_crossing_up(aws)
 
     result = function("signal").handler(sample_event("signal"), context)
 

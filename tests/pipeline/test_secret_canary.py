@@ -19,6 +19,7 @@ rebuilding it.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import io
 import json
 import logging
@@ -40,7 +41,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from botocore.exceptions import ClientError
 
-from tests.builders import secret_pieces
+from tests.builders import CcxtOrderCall, secret_pieces
 from tests.pipeline.conftest import ROOT, Aws, CcxtWithoutMarkets, FakeContext, sample_event
 from tests.pipeline.test_handlers import (
     MARKET,
@@ -53,6 +54,7 @@ from tests.pipeline.test_handlers import (
     wait_for_message,
 )
 from tickstep.exchanges import ccxt_adapter
+from tickstep.exchanges.ccxt_adapter import build_ccxt_client
 from tickstep.redaction import redact
 
 Loader = Callable[[str], ModuleType]
@@ -147,19 +149,26 @@ def chain_of(error: BaseException) -> list[BaseException]:
 
 
 @dataclass
-class FakeCcxt(CcxtWithoutMarkets):
-    """The ccxt calls CcxtExchange makes; ``fail`` makes every private call fail auth (with
+class Faults:
+    """How a fake ccxt client answers its private calls: ``fail`` makes each fail auth (with
     ``failing``, only calls to those paths, with ``error``); ``encoded`` echoes the
-    credentials in every spelling (:func:`echoed_request`)."""
+    credentials in every spelling (:func:`echoed_request`); ``padding`` shifts the echo."""
 
-    api_key: str
-    secret: str
-    password: str | None = None
     fail: bool = False
     padding: int = 0
     encoded: bool = False
     failing: frozenset[str] | None = None
     error: type[ccxt.BaseError] = ccxt.AuthenticationError
+
+
+@dataclass
+class FakeCcxt(CcxtWithoutMarkets):
+    """The ccxt calls CcxtExchange makes, failing as its ``faults`` say."""
+
+    api_key: str
+    secret: str
+    password: str | None = None
+    faults: Faults = field(default_factory=Faults)
     orders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -170,14 +179,15 @@ class FakeCcxt(CcxtWithoutMarkets):
         return sample_close_ms()
 
     def _private(self, path: str) -> None:
-        if not self.fail or (self.failing is not None and path not in self.failing):
+        faults = self.faults
+        if not faults.fail or (faults.failing is not None and path not in faults.failing):
             return
-        if self.encoded:
-            raise self.error(echoed_request(path, self.api_key, self.secret, self.password))
+        if faults.encoded:
+            raise faults.error(echoed_request(path, self.api_key, self.secret, self.password))
         # What ccxt raises with an exchange that echoes the signed request; ``padding`` puts
         # the key across the adapter's 300-character cut.
-        raise self.error(
-            "binance " + "x" * self.padding + f"GET https://testnet.binance.vision/api/v3/"
+        raise faults.error(
+            "binance " + "x" * faults.padding + f"GET https://testnet.binance.vision/api/v3/"
             f"{path}?apiKey={self.api_key}&secret={self.secret} "
             '{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'
         )
@@ -190,24 +200,17 @@ class FakeCcxt(CcxtWithoutMarkets):
         self._private("allOrders")
         return [o for o in self.orders if o["status"] == "closed"]
 
-    def create_order(  # noqa: PLR0917 -- ccxt's signature
-        self,
-        symbol: str,
-        order_type: str,
-        side: str,
-        amount: str,
-        price: str | None,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def create_order(self, *args: Any) -> dict[str, Any]:
+        call = CcxtOrderCall(*args)
         self._private("order")
         order = {
             "id": str(len(self.orders) + 1),
-            "clientOrderId": params["clientOrderId"],
-            "symbol": symbol,
-            "type": order_type,
-            "side": side,
-            "amount": amount,
-            "filled": amount,
+            "clientOrderId": call.params["clientOrderId"],
+            "symbol": call.symbol,
+            "type": call.type,
+            "side": call.side,
+            "amount": call.amount,
+            "filled": call.amount,
             "average": "0.03527",
             "status": "closed",
             "timestamp": self.milliseconds(),
@@ -221,36 +224,19 @@ class FakeCcxt(CcxtWithoutMarkets):
 
 
 @dataclass
-class Exchange:
-    """Builds the fakes in place of ccxt and keeps each one."""
+class Exchange(Faults):
+    """Builds the fakes in place of ccxt, each failing as this is set when it is called, and
+    keeps each one."""
 
-    fail: bool = False
-    padding: int = 0
-    encoded: bool = False
-    failing: frozenset[str] | None = None
-    error: type[ccxt.BaseError] = ccxt.AuthenticationError
     built: list[FakeCcxt] = field(default_factory=list)
 
-    def build(
-        self,
-        exchange_id: str,
-        *,
-        api_key: str | None = None,
-        secret: str | None = None,
-        password: str | None = None,
-        sandbox: bool = False,
-    ) -> FakeCcxt:
-        assert exchange_id == "binance" and sandbox
-        client = FakeCcxt(
-            str(api_key),
-            str(secret),
-            password,
-            fail=self.fail,
-            padding=self.padding,
-            encoded=self.encoded,
-            failing=self.failing,
-            error=self.error,
-        )
+    def build(self, *args: Any, **kwargs: Any) -> FakeCcxt:
+        """Takes exactly what ``build_ccxt_client`` takes: its signature checks the call."""
+        call = inspect.signature(build_ccxt_client).bind(*args, **kwargs)
+        call.apply_defaults()
+        given = call.arguments
+        assert given["exchange_id"] == "binance" and given["sandbox"]
+        client = FakeCcxt(str(given["api_key"]), str(given["secret"]), given["password"], self)
         self.built.append(client)
         return client
 
@@ -498,7 +484,7 @@ def test_redact_when_a_cut_message_ends_with_part_of_a_secret_then_removes_that_
 
 def test_the_cut_case_cuts_the_key() -> None:
     """With padding 217 the adapter's 300-character cut falls inside the key."""
-    error = FakeCcxt(CANARY["apiKey"], CANARY["secret"], fail=True, padding=217)
+    error = FakeCcxt(CANARY["apiKey"], CANARY["secret"], faults=Faults(fail=True, padding=217))
     with pytest.raises(ccxt.AuthenticationError) as raised:
         error.fetch_open_orders("ETH/BTC")
     detail = ccxt_adapter.translate_ccxt_error(raised.value).detail

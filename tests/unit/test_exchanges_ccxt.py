@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -13,7 +13,7 @@ from urllib.parse import quote, quote_plus
 import ccxt
 import pytest
 
-from tests.builders import secret_pieces
+from tests.builders import CcxtOrderCall, secret_pieces
 from tickstep.exchanges import (
     AmbiguousOrderError,
     AuthenticationFailed,
@@ -118,16 +118,8 @@ class FakeCcxt:
         self._call("fetch_ohlcv", symbol, timeframe, since, limit)
         return self.ohlcv
 
-    def create_order(  # noqa: PLR0917 -- ccxt's signature
-        self,
-        symbol: str,
-        type: str,
-        side: str,
-        amount: str,
-        price: str | None,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
-        self._call("create_order", symbol, type, side, amount, price, params)
+    def create_order(self, *args: Any) -> dict[str, Any]:
+        self._call("create_order", *CcxtOrderCall(*args))
         return self.order_response
 
     def cost_to_precision(self, symbol: str, cost: str) -> str:
@@ -190,83 +182,70 @@ def ccxt_order(**fields: Any) -> dict[str, Any]:
 
 # -- error translation ---------------------------------------------------------------------
 
-READ_CASES = [
-    (ccxt.AccountSuspended, AuthenticationFailed, "account_suspended"),
-    (ccxt.AccountNotEnabled, AuthenticationFailed, "permission_denied"),
-    (ccxt.PermissionDenied, AuthenticationFailed, "permission_denied"),
-    (ccxt.AuthenticationError, AuthenticationFailed, "authentication"),
-    (ccxt.InsufficientFunds, FatalExchangeError, "insufficient_funds"),
-    (ccxt.DuplicateOrderId, FatalExchangeError, "duplicate_client_order_id"),
-    (ccxt.OrderNotFound, FatalExchangeError, "order_not_found"),
-    (ccxt.OrderImmediatelyFillable, FatalExchangeError, "invalid_order"),
-    (ccxt.InvalidOrder, FatalExchangeError, "invalid_order"),
-    (ccxt.BadSymbol, FatalExchangeError, "bad_symbol"),
-    (ccxt.BadRequest, FatalExchangeError, "bad_request"),
-    (ccxt.NotSupported, FatalExchangeError, "not_supported"),
-    (ccxt.MarketClosed, FatalExchangeError, "exchange_error"),
-    (ccxt.ArgumentsRequired, FatalExchangeError, "exchange_error"),
-    (ccxt.ExchangeError, FatalExchangeError, "exchange_error"),
-    (ccxt.RateLimitExceeded, RetryableExchangeError, "rate_limited"),
-    (ccxt.DDoSProtection, RetryableExchangeError, "ddos_protection"),
-    (ccxt.OnMaintenance, RetryableExchangeError, "on_maintenance"),
-    (ccxt.ExchangeNotAvailable, RetryableExchangeError, "exchange_not_available"),
-    (ccxt.RequestTimeout, RetryableExchangeError, "request_timeout"),
-    (ccxt.InvalidNonce, RetryableExchangeError, "network_error"),
-    (ccxt.NetworkError, RetryableExchangeError, "network_error"),
-    (ccxt.NullResponse, RetryableExchangeError, "operation_failed"),
-    (ccxt.BadResponse, RetryableExchangeError, "operation_failed"),
-    (ccxt.OperationFailed, RetryableExchangeError, "operation_failed"),
-    (ccxt.BaseError, FatalExchangeError, "unknown"),
+Auth, Fatal = AuthenticationFailed, FatalExchangeError
+Retry, Ambiguous = RetryableExchangeError, AmbiguousOrderError
+TRANSLATIONS = [
+    # (ccxt error, domain error on a read, on order creation, code), written apart from
+    # ERROR_TABLE: an order that may have reached the exchange is ambiguous, never retried.
+    (ccxt.AccountSuspended, Auth, Auth, "account_suspended"),
+    (ccxt.AccountNotEnabled, Auth, Auth, "permission_denied"),
+    (ccxt.PermissionDenied, Auth, Auth, "permission_denied"),
+    (ccxt.AuthenticationError, Auth, Auth, "authentication"),
+    (ccxt.InsufficientFunds, Fatal, Fatal, "insufficient_funds"),
+    (ccxt.DuplicateOrderId, Fatal, Ambiguous, "duplicate_client_order_id"),
+    (ccxt.OrderNotFound, Fatal, Fatal, "order_not_found"),
+    (ccxt.OrderImmediatelyFillable, Fatal, Fatal, "invalid_order"),
+    (ccxt.InvalidOrder, Fatal, Fatal, "invalid_order"),
+    (ccxt.BadSymbol, Fatal, Fatal, "bad_symbol"),
+    (ccxt.BadRequest, Fatal, Fatal, "bad_request"),
+    (ccxt.NotSupported, Fatal, Fatal, "not_supported"),
+    (ccxt.MarketClosed, Fatal, Fatal, "exchange_error"),
+    (ccxt.ArgumentsRequired, Fatal, Fatal, "exchange_error"),
+    (ccxt.ExchangeError, Fatal, Fatal, "exchange_error"),
+    (ccxt.RateLimitExceeded, Retry, Retry, "rate_limited"),
+    (ccxt.DDoSProtection, Retry, Ambiguous, "ddos_protection"),
+    (ccxt.OnMaintenance, Retry, Ambiguous, "on_maintenance"),
+    (ccxt.ExchangeNotAvailable, Retry, Ambiguous, "exchange_not_available"),
+    (ccxt.RequestTimeout, Retry, Ambiguous, "request_timeout"),
+    (ccxt.InvalidNonce, Retry, Ambiguous, "network_error"),
+    (ccxt.NetworkError, Retry, Ambiguous, "network_error"),
+    (ccxt.NullResponse, Retry, Ambiguous, "operation_failed"),
+    (ccxt.BadResponse, Retry, Ambiguous, "operation_failed"),
+    (ccxt.OperationFailed, Retry, Ambiguous, "operation_failed"),
+    (ccxt.BaseError, Fatal, Ambiguous, "unknown"),
 ]
-
-CREATE_CASES = [
-    (ccxt.AccountSuspended, AuthenticationFailed, "account_suspended"),
-    (ccxt.PermissionDenied, AuthenticationFailed, "permission_denied"),
-    (ccxt.AuthenticationError, AuthenticationFailed, "authentication"),
-    (ccxt.InsufficientFunds, FatalExchangeError, "insufficient_funds"),
-    (ccxt.DuplicateOrderId, AmbiguousOrderError, "duplicate_client_order_id"),
-    (ccxt.InvalidOrder, FatalExchangeError, "invalid_order"),
-    (ccxt.BadSymbol, FatalExchangeError, "bad_symbol"),
-    (ccxt.BadRequest, FatalExchangeError, "bad_request"),
-    (ccxt.ExchangeError, FatalExchangeError, "exchange_error"),
-    (ccxt.RateLimitExceeded, RetryableExchangeError, "rate_limited"),
-    (ccxt.DDoSProtection, AmbiguousOrderError, "ddos_protection"),
-    (ccxt.OnMaintenance, AmbiguousOrderError, "on_maintenance"),
-    (ccxt.ExchangeNotAvailable, AmbiguousOrderError, "exchange_not_available"),
-    (ccxt.RequestTimeout, AmbiguousOrderError, "request_timeout"),
-    (ccxt.NetworkError, AmbiguousOrderError, "network_error"),
-    (ccxt.BadResponse, AmbiguousOrderError, "operation_failed"),
-    (ccxt.BaseError, AmbiguousOrderError, "unknown"),
-]
-
-
-@pytest.mark.parametrize(("ccxt_error", "domain", "code"), READ_CASES)
-def test_read_error_translates_by_class_to_domain_error(
-    exchange: CcxtExchange, fake: FakeCcxt, ccxt_error: type[Exception], domain: type, code: str
-) -> None:
-    fake.errors["fetch_balance"] = ccxt_error("binance GET /api/v3/account 500")
-    with pytest.raises(ExchangeError) as caught:
-        exchange.fetch_balance()
-    assert type(caught.value) is domain
-    assert caught.value.code == code
-    assert f"{ccxt_error.__name__}: binance GET /api/v3/account 500" in str(caught.value)
-    # The ccxt exception is not kept: its text may hold credentials (issue 10).
-    assert caught.value.__cause__ is None
-    assert caught.value.__context__ is None
-
-
-@pytest.mark.parametrize(("ccxt_error", "domain", "code"), CREATE_CASES)
-def test_order_creation_error_translates_by_class_to_domain_error(
-    exchange: CcxtExchange, fake: FakeCcxt, ccxt_error: type[Exception], domain: type, code: str
-) -> None:
-    fake.errors["create_order"] = ccxt_error("binance POST /api/v3/order")
-    with pytest.raises(ExchangeError) as caught:
-        exchange.create_order(
+CALLS: dict[str, tuple[str, str, Callable[[CcxtExchange], object]]] = {
+    # the ccxt method that fails, what its error says, the adapter call that reaches it
+    "read": ("fetch_balance", "binance GET /api/v3/account 500", lambda ex: ex.fetch_balance()),
+    "create": (
+        "create_order",
+        "binance POST /api/v3/order",
+        lambda ex: ex.create_order(
             MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
-        )
+        ),
+    ),
+}
+TRANSLATION_CASES = [
+    *((error, "read", on_read, code) for error, on_read, _, code in TRANSLATIONS),
+    *((error, "create", on_create, code) for error, _, on_create, code in TRANSLATIONS),
+]
+
+
+@pytest.mark.parametrize(("ccxt_error", "call", "domain", "code"), TRANSLATION_CASES)
+def test_ccxt_error_translates_by_class_to_domain_error(
+    fake: FakeCcxt, ccxt_error: type[Exception], call: str, domain: type, code: str
+) -> None:
+    method, text, make_call = CALLS[call]
+    fake.errors[method] = ccxt_error(text)
+    with pytest.raises(ExchangeError) as caught:
+        make_call(CcxtExchange(fake))
     assert type(caught.value) is domain
     assert caught.value.code == code
     assert str(caught.value).startswith(f"{code}: ")
+    assert f"{ccxt_error.__name__}: {text}" in str(caught.value)
+    # The ccxt exception is not kept: its text may hold credentials (issue 10).
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
 
 
 def test_every_error_table_row_is_a_real_ccxt_class_listed_after_its_subclasses() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,10 +21,12 @@ from tickstep.exchanges import (
     order_identity,
 )
 from tickstep.exchanges.port import INTENT_ID_RE
+from tickstep.failures import TransientError
 from tickstep.models import Market, Side
 from tickstep.orders import intent_id
 
 MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
+ORDER_WORKFLOW = Path(__file__).resolve().parents[2] / "statemachines" / "order.asl.json"
 
 
 def test_importing_the_exchanges_package_does_not_import_ccxt() -> None:
@@ -30,15 +35,23 @@ def test_importing_the_exchanges_package_does_not_import_ccxt() -> None:
     assert result.returncode == 0
 
 
+def error_names(node: Any) -> set[str]:
+    """Every name in the ``ErrorEquals`` of a state machine definition."""
+    if isinstance(node, list):
+        return set().union(*map(error_names, node))
+    if isinstance(node, dict):
+        return set(node.get("ErrorEquals", [])).union(*map(error_names, node.values()))
+    return set()
+
+
 def test_error_class_names_are_the_state_machine_error_names() -> None:
-    assert sorted(errors.__all__) == [
-        "AmbiguousOrderError",
-        "AuthenticationFailed",
-        "ExchangeError",
-        "FatalExchangeError",
-        "OrderNotVisibleYet",
-        "RetryableExchangeError",
-    ]
+    """A Lambda's ``errorType`` is the exception's class name: the order workflow's Retry and
+    Catch name every error an exchange call can end in, and every name there that is not an
+    AWS one (``States.``, ``DynamoDB.``) or TransientError is one of these classes."""
+    named = error_names(json.loads(ORDER_WORKFLOW.read_text()))
+    ours = {name for name in named if "." not in name} - {TransientError.__name__}
+    assert ours == set(errors.__all__) - {ExchangeError.__name__}
+    assert ExchangeError.__name__ in errors.__all__
     assert issubclass(AuthenticationFailed, FatalExchangeError)
     assert issubclass(errors.OrderNotVisibleYet, RetryableExchangeError)
     for cls in (RetryableExchangeError, AmbiguousOrderError, FatalExchangeError):
