@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,8 +19,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market, MarketRules
-from tickstep.ports import CandleRepository, PortfolioRepository, Publisher
-from tickstep.usecases.ingest import ingest
+from tickstep.usecases.ingest import IngestPorts, ingest
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 if TYPE_CHECKING:
@@ -32,15 +30,7 @@ tracer = make_tracer(os.environ)
 metrics = Metrics()
 
 
-@dataclass(frozen=True)
-class Deps:
-    markets: list[Market]
-    source: CandleSource
-    candles: CandleRepository
-    publisher: Publisher
-    rules: Callable[[Market], MarketRules] | None = None
-    portfolio: PortfolioRepository | None = None
-    cached_rules: set[str] = field(default_factory=set)
+Deps = IngestPorts
 
 
 def build_dependencies(*, source: CandleSource | None = None) -> Deps:
@@ -81,15 +71,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_event=tick.id)
     deps = dependencies()
-    report = ingest(
-        deps.markets,
-        source=deps.source,
-        candles=deps.candles,
-        publisher=deps.publisher,
-        rules=deps.rules,
-        portfolio=deps.portfolio,
-        cached_rules=deps.cached_rules,
-    )
+    report = ingest(deps)
     metrics.add_metric(name="CandlesIngested", unit=MetricUnit.Count, value=report.candles)
     metrics.add_metric(name="IngestFailures", unit=MetricUnit.Count, value=len(report.failures))
     for market, error in report.failures.items():

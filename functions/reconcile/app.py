@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,29 +18,15 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tickstep.models import Market
-from tickstep.orders import DEFAULT_GRACE_MS
-from tickstep.ports import ExchangeSession, OrderRepository, PortfolioRepository
-from tickstep.redaction import redact
-from tickstep.usecases.reconcile import reconcile
+from tickstep.usecases.reconcile import ReconcilePorts, reconcile_account
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
-
-if TYPE_CHECKING:
-    pass
 
 logger = Logger()
 tracer = make_tracer(os.environ)
 metrics = Metrics()
 
 
-@dataclass(frozen=True)
-class Deps:
-    markets: list[Market]
-    orders: OrderRepository
-    portfolio: PortfolioRepository
-    open_exchange: Callable[[], ExchangeSession]
-    clock: Callable[[], int]
-    grace_ms: int = DEFAULT_GRACE_MS
+Deps = ReconcilePorts
 
 
 def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = None) -> Deps:
@@ -75,18 +61,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_event=tick.id)
     deps = dependencies()
-    session = deps.open_exchange()
-    report = reconcile(
-        deps.markets,
-        exchange=session.exchange,
-        orders=deps.orders,
-        portfolio=deps.portfolio,
-        now_ms=deps.clock(),
-        commit=session.commit,
-        grace_ms=deps.grace_ms,
-    )
-    # An exchange error may echo a signed request, key included.
-    report.errors = {k: redact(v, session.secrets) for k, v in report.errors.items()}
+    report = reconcile_account(deps)
     metrics.add_metric(name="LedgerDrift", unit=MetricUnit.Count, value=report.drift)
     for key, error in report.errors.items():
         logger.error("not reconciled", item=key, error=error)

@@ -14,9 +14,8 @@ which CheckRisk retries; another delivery deciding the same intent leaves as
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -26,9 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tickstep.failures import name_transient_failures
 from tickstep.messages import RiskInput, RiskOutput
 from tickstep.models import Market, MarketRules, ReasonCode, TradingState
-from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
-from tickstep.risk import RiskLimits
-from tickstep.usecases.risk import check_risk
+from tickstep.usecases.risk import RiskPorts, check_risk
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 logger = Logger()
@@ -37,15 +34,7 @@ metrics = Metrics()
 
 
 @dataclass(frozen=True)
-class Deps:
-    limits: RiskLimits
-    candles: CandleRepository
-    """The stored candles: the price every intent is checked against (never the event's)."""
-    portfolio: PortfolioRepository
-    control: ControlRepository
-    publisher: Publisher
-    fallback_rules: Callable[[Market], MarketRules]
-    start_balances: Callable[[], Mapping[str, Decimal]]
+class Deps(RiskPorts):
     clock: Callable[[], int]
     once: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]
     """Makes a decision once per intent id (Powertools Idempotency): a redelivered intent gets
@@ -105,17 +94,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps.register_context(context)
 
     def decide(request: dict[str, Any]) -> dict[str, Any]:
-        return check_risk(
-            RiskInput.model_validate(request),
-            limits=deps.limits,
-            candles=deps.candles,
-            portfolio=deps.portfolio,
-            control=deps.control,
-            publisher=deps.publisher,
-            now_ms=deps.clock(),
-            fallback_rules=deps.fallback_rules,
-            start_balances=deps.start_balances,
-        ).model_dump(mode="json")
+        decided = check_risk(RiskInput.model_validate(request), deps, now_ms=deps.clock())
+        return decided.model_dump(mode="json")
 
     result = RiskOutput.model_validate(deps.once(decide)(request=request.model_dump(mode="json")))
     decision = result.decision

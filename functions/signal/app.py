@@ -11,7 +11,6 @@ leaves as ``TransientError``, which ComputeSignal retries; malformed input as
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,9 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.failures import name_transient_failures
 from tickstep.models import CandleClosed, SignalAction
-from tickstep.ports import CandleRepository, PortfolioRepository, SignalRepository
-from tickstep.strategies import MarketConfig
-from tickstep.usecases.signal import compute_signal
+from tickstep.usecases.signal import SignalPorts, compute_signal
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 logger = Logger()
@@ -30,12 +27,7 @@ tracer = make_tracer(os.environ)
 metrics = Metrics()
 
 
-@dataclass(frozen=True)
-class Deps:
-    markets: dict[str, MarketConfig]
-    candles: CandleRepository
-    portfolio: PortfolioRepository
-    signals: SignalRepository | None
+Deps = SignalPorts
 
 
 def build_dependencies() -> Deps:
@@ -66,13 +58,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     closed = CandleClosed.model_validate(event)
     logger.append_keys(market=closed.market.key, candle_time=closed.candle.timestamp)
     deps = dependencies()
-    result = compute_signal(
-        closed,
-        markets=deps.markets,
-        candles=deps.candles,
-        portfolio=deps.portfolio,
-        signals=deps.signals,
-    )
+    result = compute_signal(closed, deps)
     metrics.add_dimension(name="action", value=result.signal.action.value)
     metrics.add_metric(name="SignalsComputed", unit=MetricUnit.Count, value=1)
     # HOLD is most ticks: at INFO it would be most of the log bill (docs/decisions/0003).

@@ -65,10 +65,10 @@ from tickstep.paper_account import PaperAccount
 from tickstep.portfolio import unrealized_pnl
 from tickstep.ports import ExchangeSession
 from tickstep.usecases.execute import OrderPath, submit_order
-from tickstep.usecases.ingest import ingest
-from tickstep.usecases.reconcile import reconcile
-from tickstep.usecases.risk import check_risk
-from tickstep.usecases.signal import compute_signal
+from tickstep.usecases.ingest import IngestPorts, ingest
+from tickstep.usecases.reconcile import ReconcilePorts, reconcile_account
+from tickstep.usecases.risk import RiskPorts, check_risk
+from tickstep.usecases.signal import SignalPorts, compute_signal
 
 BACKFILL = 200
 """Candles ingest stores for a market it has never seen (its default): the first close
@@ -232,11 +232,23 @@ class PaperSession:
         self.control = MemoryControl()
         self.bus = MemoryBus()
         self.tasks = MemoryTaskAnswers()
+        self.ingest_ports = IngestPorts(
+            self.markets, self.feed, self.candles, self.bus, _paper_rules, self.portfolio
+        )
+        self.signal_ports = SignalPorts(self.configured, self.candles, self.portfolio, self.signals)
+        self.risk_ports = RiskPorts(
+            config.limits,
+            self.candles,
+            self.portfolio,
+            self.control,
+            self.bus,
+            fallback_rules=_paper_rules,
+            start_balances=lambda: config.paper.balances,
+        )
         self.stats = {m.key: MarketStats() for m in self.markets}
         self.decisions: Counter[str] = Counter()
         self.signal_log: list[Signal] = []
         self.risk_log: list[RiskOutput] = []
-        self._cached_rules: set[str] = set()
         self._started: set[str] = set()
         self._read = 0  # bus events already delivered
         self._order_ms = 0  # the order path's clock: set to each close, then runs on
@@ -262,16 +274,7 @@ class PaperSession:
     # -- the steps ------------------------------------------------------------------------
 
     def _ingest(self) -> None:
-        report = ingest(
-            self.markets,
-            source=self.feed,
-            candles=self.candles,
-            publisher=self.bus,
-            backfill=self.backfill,
-            rules=_paper_rules,
-            portfolio=self.portfolio,
-            cached_rules=self._cached_rules,
-        )
+        report = ingest(self.ingest_ports, backfill=self.backfill)
         if report.failures:
             raise RuntimeError(f"ingest failed: {report.failures}")
 
@@ -286,27 +289,13 @@ class PaperSession:
         """One market's iteration of the decide workflow: the approval to start, or None."""
         stats = self.stats[item.market.key]
         stats.last_close = item.candle.close
-        out = compute_signal(
-            item,
-            markets=self.configured,
-            candles=self.candles,
-            portfolio=self.portfolio,
-            signals=self.signals,
-        )
+        out = compute_signal(item, self.signal_ports)
         self.signal_log.append(out.signal)
         stats.signals[out.signal.action.value] += 1
         if out.intent is None:  # Hold, or NoIntent
             return None
         decided = check_risk(
-            RiskInput(signal=out.signal, intent=out.intent),
-            limits=self.config.limits,
-            candles=self.candles,
-            portfolio=self.portfolio,
-            control=self.control,
-            publisher=self.bus,
-            now_ms=now,
-            fallback_rules=_paper_rules,
-            start_balances=lambda: self.config.paper.balances,
+            RiskInput(signal=out.signal, intent=out.intent), self.risk_ports, now_ms=now
         )
         self.risk_log.append(decided)
         decision = decided.decision
@@ -390,14 +379,11 @@ class PaperSession:
         now = max(self._latest_ms, self.ticks[-1]) + RECONCILE_AFTER_MS
         self.clock.set(now)
         account = self._paper_account()
-        reconcile(
-            self.markets,
-            exchange=account.open(),
-            orders=self.orders,
-            portfolio=self.portfolio,
-            now_ms=now,
-            commit=account.commit,
+        session = ExchangeSession(account.open(), account.commit)
+        ports = ReconcilePorts(
+            self.markets, self.orders, self.portfolio, lambda: session, lambda: now
         )
+        reconcile_account(ports)
 
     def _paper_account(self) -> PaperAccount:
         return PaperAccount(

@@ -54,10 +54,10 @@ from tickstep.stores.control import DEFAULT_TRADING_STATE
 from tickstep.strategies import MarketConfig, StrategyConfig
 from tickstep.usecases.control import set_trading_state
 from tickstep.usecases.execute import execute_order, run_execute
-from tickstep.usecases.ingest import ingest
+from tickstep.usecases.ingest import IngestPorts, ingest
 from tickstep.usecases.reconcile import reconcile
-from tickstep.usecases.risk import check_risk
-from tickstep.usecases.signal import SignalOutput, compute_signal
+from tickstep.usecases.risk import RiskPorts, check_risk
+from tickstep.usecases.signal import SignalOutput, SignalPorts, compute_signal
 
 MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
 T0 = 1_700_000_100_000
@@ -182,7 +182,7 @@ def paper(now: int, price: str = "0.05") -> PaperExchange:
 
 def decide(event: CandleClosed, candles: MemoryCandles, portfolio: MemoryPortfolio) -> SignalOutput:
     """The signal step, with the SMA crossover configured on ``MARKET``."""
-    return compute_signal(event, markets=SMA, candles=candles, portfolio=portfolio)
+    return compute_signal(event, SignalPorts(SMA, candles, portfolio))
 
 
 def test_signal_when_history_is_short_then_holds_and_writes_no_candle() -> None:
@@ -292,17 +292,16 @@ def run_risk(
     request: RiskInput | None = None,
     candles: MemoryCandles | None = None,
 ) -> Any:
-    return check_risk(
-        request or risk_input(buy_intent()),
+    ports = RiskPorts(
         limits=DEFAULT_LIMITS,
         candles=stored(buy_intent()) if candles is None else candles,
         portfolio=portfolio,
         control=control,
         publisher=bus,
-        now_ms=now,
         fallback_rules=lambda m: DEFAULT_RULES,
         start_balances=lambda: {"BTC": Decimal(1)},
     )
+    return check_risk(request or risk_input(buy_intent()), ports, now_ms=now)
 
 
 def test_risk_when_account_is_fresh_then_approves_with_start_balances() -> None:
@@ -643,7 +642,7 @@ def test_ingest_when_market_is_new_then_backfills_and_publishes_only_the_newest(
     candles, bus = MemoryCandles(), MemoryBus()
     source = ListSource({MARKET.key: closes_to_candles(["1"] * 10)})
 
-    report = ingest([MARKET], source=source, candles=candles, publisher=bus, backfill=5)
+    report = ingest(IngestPorts([MARKET], source, candles, bus), backfill=5)
 
     assert report.candles == 5
     assert [(s, t) for s, t, _ in bus.events] == [("tickstep.ingest", "CandlesClosed")]
@@ -656,7 +655,7 @@ def test_ingest_when_run_again_then_publishes_only_new_candles() -> None:
     rows = closes_to_candles(["1"] * 10)
     candles.put(MARKET, rows[:7])
 
-    report = ingest([MARKET], source=ListSource({MARKET.key: rows}), candles=candles, publisher=bus)
+    report = ingest(IngestPorts([MARKET], ListSource({MARKET.key: rows}), candles, bus))
 
     assert report.events == 3
     assert len(bus.events) == 1  # one event per run, whatever the number of candles
@@ -672,18 +671,18 @@ def test_ingest_when_publishing_fails_then_the_next_run_publishes_what_it_stored
     candles = MemoryCandles()
     rows = closes_to_candles(["1"] * 10)
     first = ListSource({MARKET.key: rows[:7]})
-    ingest([MARKET], source=first, candles=candles, publisher=MemoryBus(), backfill=7)
+    ingest(IngestPorts([MARKET], first, candles, MemoryBus()), backfill=7)
     assert candles.published_through(MARKET) == rows[6].timestamp
     source = ListSource({MARKET.key: rows})
 
     with pytest.raises(RuntimeError, match="put_events"):
-        ingest([MARKET], source=source, candles=candles, publisher=BrokenBus())
+        ingest(IngestPorts([MARKET], source, candles, BrokenBus()))
     # Stored (ingest stores first), but the cursor did not move: not yet announced.
     assert candles.latest_timestamp(MARKET) == rows[9].timestamp
     assert candles.published_through(MARKET) == rows[6].timestamp
 
     bus = MemoryBus()
-    report = ingest([MARKET], source=source, candles=candles, publisher=bus)
+    report = ingest(IngestPorts([MARKET], source, candles, bus))
     assert report.candles == 0  # nothing new on the exchange
     assert report.events == 3
     batch = CandlesClosed.model_validate(bus.events[0][2])
@@ -691,7 +690,7 @@ def test_ingest_when_publishing_fails_then_the_next_run_publishes_what_it_stored
     assert candles.published_through(MARKET) == rows[9].timestamp
 
     again = MemoryBus()
-    assert ingest([MARKET], source=source, candles=candles, publisher=again).events == 0
+    assert ingest(IngestPorts([MARKET], source, candles, again)).events == 0
     assert again.events == []
 
 
@@ -710,9 +709,7 @@ def test_ingest_when_it_publishes_then_every_candle_it_names_is_stored() -> None
                     seen.append(stored == [closed.candle])
             super().publish(source, detail_type, details)
 
-    ingest(
-        [MARKET], source=ListSource({MARKET.key: rows}), candles=candles, publisher=CheckingBus()
-    )
+    ingest(IngestPorts([MARKET], ListSource({MARKET.key: rows}), candles, CheckingBus()))
 
     assert seen == [True, True, True]
 
@@ -724,7 +721,7 @@ def test_ingest_when_one_market_fails_then_the_others_are_ingested() -> None:
         {MARKET.key: closes_to_candles(["1"] * 3), other.key: []}, broken=frozenset({other.key})
     )
 
-    report = ingest([other, MARKET], source=source, candles=candles, publisher=bus)
+    report = ingest(IngestPorts([other, MARKET], source, candles, bus))
 
     assert set(report.failures) == {other.key}
     assert report.events == 1

@@ -32,17 +32,22 @@ class IngestReport:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def ingest(
-    markets: Sequence[Market],
-    *,
-    source: CandleSource,
-    candles: CandleRepository,
-    publisher: Publisher,
-    backfill: int = 200,
-    rules: Callable[[Market], MarketRules] | None = None,
-    portfolio: PortfolioRepository | None = None,
-    cached_rules: set[str] | None = None,
-) -> IngestReport:
+@dataclass
+class IngestPorts:
+    """What the ingest function works with (its handler's dependencies, ``tickstep run``'s)."""
+
+    markets: Sequence[Market]
+    source: CandleSource
+    candles: CandleRepository
+    publisher: Publisher
+    rules: Callable[[Market], MarketRules] | None = None
+    """Each market's rules (precision, limits), cached in ``portfolio`` for the order path."""
+    portfolio: PortfolioRepository | None = None
+    cached_rules: set[str] = field(default_factory=set)
+    """Markets whose rules this container has cached already (once per cold start)."""
+
+
+def ingest(ports: IngestPorts, *, backfill: int = 200) -> IngestReport:
     """Store each market's newly closed candles, then publish what is stored and not yet
     published, then move each market's publish cursor.
 
@@ -58,6 +63,7 @@ def ingest(
     and ``portfolio``, each market's rules are cached once per ``cached_rules`` set (per cold
     start) for the risk function.
     """
+    markets, source, candles = ports.markets, ports.source, ports.candles
     from tickstep.exchanges.errors import ExchangeError
 
     report = IngestReport()
@@ -90,17 +96,17 @@ def ingest(
         for i in range(0, len(closed), CANDLES_PER_EVENT)
     ]
     if batches:
-        publisher.publish(SOURCE_INGEST, EVENT_CANDLES_CLOSED, batches)
+        ports.publisher.publish(SOURCE_INGEST, EVENT_CANDLES_CLOSED, batches)
     report.events = len(closed)
     for market, time_ms in through.items():
         candles.mark_published(market, time_ms)
     for market in markets:
-        if rules is None or portfolio is None or cached_rules is None:
+        if ports.rules is None or ports.portfolio is None:
             break
-        if market.key not in cached_rules and market.key not in report.failures:
+        if market.key not in ports.cached_rules and market.key not in report.failures:
             try:
-                portfolio.put_rules(market, rules(market))
-                cached_rules.add(market.key)
+                ports.portfolio.put_rules(market, ports.rules(market))
+                ports.cached_rules.add(market.key)
             except Exception as exc:  # a cache: risk falls back, ingestion goes on
                 report.failures[f"rules:{market.key}"] = f"{type(exc).__name__}: {exc}"[:300]
     return report

@@ -13,7 +13,14 @@ from tickstep.models import (
 )
 from tickstep.orders import DEFAULT_GRACE_MS, OPEN_LEDGER_STATUSES
 from tickstep.portfolio import settle_account
-from tickstep.ports import InvalidTransition, OrderRepository, PortfolioRepository, StaleWrite
+from tickstep.ports import (
+    ExchangeSession,
+    InvalidTransition,
+    OrderRepository,
+    PortfolioRepository,
+    StaleWrite,
+)
+from tickstep.redaction import redact
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import ExchangePort
@@ -27,6 +34,36 @@ class ReconcileReport:
     pending: int = 0
     drift: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReconcilePorts:
+    """What the reconcile function works with (its handler's dependencies, ``tickstep run``'s)."""
+
+    markets: Sequence[Market]
+    orders: OrderRepository
+    portfolio: PortfolioRepository
+    open_exchange: Callable[[], ExchangeSession]
+    """The stack's one exchange account (the paper account holds every market)."""
+    clock: Callable[[], int]
+    grace_ms: int = DEFAULT_GRACE_MS
+
+
+def reconcile_account(ports: ReconcilePorts) -> ReconcileReport:
+    """One scheduled run: open the account and :func:`reconcile` it. An exchange error may echo
+    a signed request, key included: the report's errors carry no secret of the session."""
+    session = ports.open_exchange()
+    report = reconcile(
+        ports.markets,
+        exchange=session.exchange,
+        orders=ports.orders,
+        portfolio=ports.portfolio,
+        now_ms=ports.clock(),
+        commit=session.commit,
+        grace_ms=ports.grace_ms,
+    )
+    report.errors = {k: redact(v, session.secrets) for k, v in report.errors.items()}
+    return report
 
 
 def reconcile(

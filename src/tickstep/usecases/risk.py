@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -22,18 +23,23 @@ if TYPE_CHECKING:
     from tickstep.risk import RiskLimits
 
 
-def check_risk(
-    request: RiskInput,
-    *,
-    limits: RiskLimits,
-    candles: CandleRepository,
-    portfolio: PortfolioRepository,
-    control: ControlRepository,
-    publisher: Publisher,
-    now_ms: int,
-    fallback_rules: Callable[[Market], MarketRules],
-    start_balances: Callable[[], Mapping[str, Decimal]],
-) -> RiskOutput:
+@dataclass(frozen=True)
+class RiskPorts:
+    """What the risk function works with (its handler's dependencies, ``tickstep run``'s)."""
+
+    limits: RiskLimits
+    candles: CandleRepository
+    """The stored candles: the price every intent is checked against (never the event's)."""
+    portfolio: PortfolioRepository
+    control: ControlRepository
+    publisher: Publisher
+    fallback_rules: Callable[[Market], MarketRules]
+    """A market's rules when ingest has cached none yet."""
+    start_balances: Callable[[], Mapping[str, Decimal]]
+    """The account's balances before its first fill (the paper account's configuration)."""
+
+
+def check_risk(request: RiskInput, ports: RiskPorts, *, now_ms: int) -> RiskOutput:
     """Gather the account into a :class:`RiskContext`, evaluate, and pull the kill switch when
     the decision asks for it (once: a second decision tripping the same limit changes
     nothing and publishes nothing).
@@ -48,12 +54,13 @@ def check_risk(
 
     intent = request.intent
     market = intent.market
+    portfolio, control = ports.portfolio, ports.control
     balances = portfolio.balances()
     if balances is None:
-        balances = {c: Balance(currency=c, free=v) for c, v in start_balances().items()}
+        balances = {c: Balance(currency=c, free=v) for c, v in ports.start_balances().items()}
     positions = portfolio.positions()
     position = next((p for p in positions if p.market == market), Position(market=market))
-    stored = candles.latest(market, 1, until_ms=now_ms)
+    stored = ports.candles.latest(market, 1, until_ms=now_ms)
     last = stored[-1] if stored else None
     prices = {market.key: last.close} if last else {}
     equity, exposure = equity_of(market.quote, balances, positions, prices)
@@ -78,9 +85,9 @@ def check_risk(
         recent_order_times_ms=tuple(t for t in account.order_times_ms if t > now_ms - 3_600_000),
         last_candle_time=last.timestamp if last else None,
         last_close=last.close if last else None,
-        rules=portfolio.rules(market) or fallback_rules(market),
+        rules=portfolio.rules(market) or ports.fallback_rules(market),
     )
-    decision = evaluate(intent, ctx, limits)
+    decision = evaluate(intent, ctx, ports.limits)
     if decision.new_trading_state is not None:
         record = TradingStateRecord(
             state=decision.new_trading_state,
@@ -89,6 +96,6 @@ def check_risk(
             changed_by="risk",
         )
         record_state_change(
-            record, trading.state, control, publisher, SOURCE_RISK, unless=record.state
+            record, trading.state, control, ports.publisher, SOURCE_RISK, unless=record.state
         )
     return RiskOutput(intent=intent, decision=decision)

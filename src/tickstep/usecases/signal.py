@@ -4,6 +4,7 @@ intent. Strategies (numpy) are imported inside :func:`compute_signal` only."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tickstep.messages import SignalOutput, UnknownMarketError
@@ -25,14 +26,20 @@ def warmup_candles(warmup: int) -> int:
     return 2 * warmup + 20
 
 
+@dataclass(frozen=True)
+class SignalPorts:
+    """What the signal function works with (its handler's dependencies, ``tickstep run``'s)."""
+
+    markets: Mapping[str, MarketConfig]
+    """Each configured market's strategy, by :attr:`Market.key`."""
+    candles: CandleRepository
+    portfolio: PortfolioRepository
+    signals: SignalRepository | None = None
+    """Where signals are kept for the dashboard and the API (none: not kept)."""
+
+
 def compute_signal(
-    event: CandleClosed,
-    *,
-    markets: Mapping[str, MarketConfig],
-    candles: CandleRepository,
-    portfolio: PortfolioRepository,
-    signals: SignalRepository | None = None,
-    store_hold: bool = False,
+    event: CandleClosed, ports: SignalPorts, *, store_hold: bool = False
 ) -> SignalOutput:
     """The market's strategy on the stored candles up to the event's candle, which is always the
     last one. Ingest stores a candle before it publishes it, so it is there; should it not be
@@ -42,11 +49,11 @@ def compute_signal(
     from tickstep.candles import CandleArrays
     from tickstep.strategies import build_strategy
 
-    configured = markets.get(event.market.key)
+    configured = ports.markets.get(event.market.key)
     if configured is None:
         raise UnknownMarketError(f"market: {event.market.key} is not configured")
     strategy = build_strategy(configured.strategy)
-    history = candles.latest(
+    history = ports.candles.latest(
         event.market, warmup_candles(strategy.warmup), until_ms=event.candle.timestamp
     )
     if not history or history[-1] != event.candle:
@@ -56,7 +63,7 @@ def compute_signal(
     intent = None
     if signal.action is not SignalAction.HOLD:
         side = Side.BUY if signal.action is SignalAction.BUY else Side.SELL
-        if side is Side.BUY or portfolio.position(event.market).amount > 0:
+        if side is Side.BUY or ports.portfolio.position(event.market).amount > 0:
             intent = new_intent(
                 strategy=strategy.name,
                 market=event.market,
@@ -65,6 +72,6 @@ def compute_signal(
                 reference_price=signal.close,
                 confidence=signal.strength,
             )
-    if signals is not None and (store_hold or signal.action is not SignalAction.HOLD):
-        signals.put(signal)
+    if ports.signals is not None and (store_hold or signal.action is not SignalAction.HOLD):
+        ports.signals.put(signal)
     return SignalOutput(signal=signal, intent=intent)
