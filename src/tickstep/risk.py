@@ -379,17 +379,14 @@ def check_market_amount(
     if intent.side is Side.SELL and ctx.position == 0:
         return _PASS  # nothing to sell: check_balance reports NO_POSITION, the one true reason
     rounded = rules.amount_to_precision(amount)
-    if rounded <= 0 or rounded < rules.min_amount:
+    bounds = (rules.min_amount, rules.max_amount)
+    if rounded <= 0:  # zero is below any minimum, also a minimum of zero
         return _deny(
-            ReasonCode.BELOW_MIN_AMOUNT,
-            f"amount {_fmt(rounded)} is below the market minimum {_fmt(rules.min_amount)}",
+            ReasonCode.BELOW_MIN_AMOUNT, _outside("amount", rounded, "below", rules.min_amount)
         )
-    if rules.max_amount is not None and rounded > rules.max_amount:
-        return _deny(
-            ReasonCode.ABOVE_MAX_AMOUNT,
-            f"amount {_fmt(rounded)} is above the market maximum {_fmt(rules.max_amount)}",
-        )
-    return _PASS
+    return _within(
+        "amount", rounded, bounds, ReasonCode.BELOW_MIN_AMOUNT, ReasonCode.ABOVE_MAX_AMOUNT
+    )
 
 
 def check_market_notional(
@@ -403,17 +400,31 @@ def check_market_notional(
     cost = rules.amount_to_precision(amount) * order_price(intent, ctx)
     if cost <= 0:
         return _PASS
-    if cost < rules.min_cost:
-        return _deny(
-            ReasonCode.BELOW_MIN_NOTIONAL,
-            f"notional {_fmt(cost)} is below the market minimum {_fmt(rules.min_cost)}",
-        )
-    if rules.max_cost is not None and cost > rules.max_cost:
-        return _deny(
-            ReasonCode.ABOVE_MAX_NOTIONAL,
-            f"notional {_fmt(cost)} is above the market maximum {_fmt(rules.max_cost)}",
-        )
+    bounds = (rules.min_cost, rules.max_cost)
+    return _within(
+        "notional", cost, bounds, ReasonCode.BELOW_MIN_NOTIONAL, ReasonCode.ABOVE_MAX_NOTIONAL
+    )
+
+
+def _within(
+    what: str,
+    value: Decimal,
+    bounds: tuple[Decimal, Decimal | None],
+    below: ReasonCode,
+    above: ReasonCode,
+) -> Check:
+    """The market's minimum and (optional) maximum of ``what``, as ccxt's ``limits`` give them."""
+    low, high = bounds
+    if value < low:
+        return _deny(below, _outside(what, value, "below", low))
+    if high is not None and value > high:
+        return _deny(above, _outside(what, value, "above", high))
     return _PASS
+
+
+def _outside(what: str, value: Decimal, side: str, bound: Decimal) -> str:
+    extreme = "minimum" if side == "below" else "maximum"
+    return f"{what} {_fmt(value)} is {side} the market {extreme} {_fmt(bound)}"
 
 
 def check_balance(

@@ -18,10 +18,9 @@ signal function may pay for, so the others read markets through ``markets()``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -106,6 +105,7 @@ class Mode(StrEnum):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=2048)]
+T = TypeVar("T")
 
 
 class Settings(BaseModel):
@@ -147,11 +147,12 @@ def _env_problem(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _json(variable: str, text: str) -> Any:
+def _parse(variable: str, text: str, model: TypeAdapter[T]) -> T:
+    """A JSON variable as ``model``; bad JSON or a bad value names the variable."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{variable}: not valid JSON: {exc}") from exc
+        return model.validate_json(text)
+    except ValidationError as exc:
+        raise SettingsError(f"{variable}: {_problems(exc)}") from exc
 
 
 class _Markets(Settings):
@@ -159,10 +160,7 @@ class _Markets(Settings):
 
     def markets(self) -> list[MarketEntry]:
         """The configured markets, strategies unchecked (no numpy: ingest, reconcile)."""
-        try:
-            return _MARKETS.validate_python(_json(ENV_MARKETS, self.markets_json))
-        except ValidationError as exc:
-            raise SettingsError(f"{ENV_MARKETS}: {_problems(exc)}") from exc
+        return _parse(ENV_MARKETS, self.markets_json, _MARKETS)
 
 
 class _Paper(Settings):
@@ -174,10 +172,7 @@ class _Paper(Settings):
 
         if not self.paper_json:
             return PaperSettings()
-        try:
-            return PaperSettings.model_validate(_json(ENV_PAPER_SETTINGS, self.paper_json))
-        except ValidationError as exc:
-            raise SettingsError(f"{ENV_PAPER_SETTINGS}: {_problems(exc)}") from exc
+        return _parse(ENV_PAPER_SETTINGS, self.paper_json, TypeAdapter(PaperSettings))
 
 
 class IngestSettings(_Markets):
@@ -197,11 +192,7 @@ class SignalSettings(Settings):
         """The configured markets with their strategies built and checked (imports numpy)."""
         from tickstep.strategies import MarketConfig
 
-        try:
-            configs = TypeAdapter(list[MarketConfig])
-            return configs.validate_python(_json(ENV_MARKETS, self.markets_json))
-        except ValidationError as exc:
-            raise SettingsError(f"{ENV_MARKETS}: {_problems(exc)}") from exc
+        return _parse(ENV_MARKETS, self.markets_json, TypeAdapter(list[MarketConfig]))
 
 
 class RiskSettings(_Paper):
@@ -213,10 +204,7 @@ class RiskSettings(_Paper):
     idempotency_table: Name | None = None
 
     def risk_limits(self) -> RiskLimits:
-        try:
-            return RiskLimits.model_validate(_json(ENV_RISK_LIMITS, self.risk_limits_json))
-        except ValidationError as exc:
-            raise SettingsError(f"{ENV_RISK_LIMITS}: {_problems(exc)}") from exc
+        return _parse(ENV_RISK_LIMITS, self.risk_limits_json, TypeAdapter(RiskLimits))
 
 
 class OrderPathSettings(_Markets, _Paper):

@@ -35,28 +35,16 @@ def set_trading_state(
     now_ms: int,
     control: ControlRepository,
     publisher: Publisher,
+    source: str = SOURCE_CONTROL,
+    once: bool = False,
 ) -> TradingStateRecord:
-    """The kill switch: write the state, and publish the change (also when re-set, so every
-    operator action is on the bus)."""
+    """The kill switch: write the state, and publish the change from ``source``. An operator's
+    change is written and published also when re-set, so every action is on the bus; with
+    ``once`` (risk's and execute's automatic halts) a state that already is ``state`` is
+    neither written nor published again, so a halt is announced once."""
     previous = control.get()
     record = TradingStateRecord(state=state, reason=reason, changed_at=now_ms, changed_by=who)
-    record_state_change(record, previous.state, control, publisher, SOURCE_CONTROL)
+    if control.set(record, unless=state if once else None):
+        change = TradingStateChange(previous=previous.state, current=record)
+        publisher.publish(source, EVENT_TRADING_STATE_CHANGED, [change.model_dump(mode="json")])
     return record
-
-
-def record_state_change(
-    record: TradingStateRecord,
-    previous: TradingState,
-    control: ControlRepository,
-    publisher: Publisher,
-    source: str,
-    *,
-    unless: TradingState | None = None,
-) -> bool:
-    """Write the trading state and put the change on the bus; ``unless`` skips both when the
-    state already is that (so an automatic halt is announced once)."""
-    if not control.set(record, unless=unless):
-        return False
-    change = TradingStateChange(previous=previous, current=record)
-    publisher.publish(source, EVENT_TRADING_STATE_CHANGED, [change.model_dump(mode="json")])
-    return True

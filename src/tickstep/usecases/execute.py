@@ -13,13 +13,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tickstep.failures import Kind, classify
-from tickstep.messages import SOURCE_CONTROL, ExecuteCommand
+from tickstep.messages import ExecuteCommand
 from tickstep.models import (
     Market,
     Order,
     OrderStatus,
     TradingState,
-    TradingStateRecord,
 )
 from tickstep.orders import DEFAULT_GRACE_MS, TERMINAL
 from tickstep.portfolio import settle_account
@@ -34,7 +33,7 @@ from tickstep.ports import (
     TaskAnswers,
 )
 from tickstep.redaction import redact
-from tickstep.usecases.control import record_state_change
+from tickstep.usecases.control import set_trading_state
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import ExchangePort
@@ -186,20 +185,14 @@ def run_execute(
     # not carry the exchange error as its __context__ into the batch's failure text.
     cause = redact(f"{failure.code}: {failure.detail}", secrets)[:1000]
     if isinstance(failure, AuthenticationFailed):
-        previous = control.get()
-        record = TradingStateRecord(
-            state=TradingState.HALTED,
+        set_trading_state(
+            TradingState.HALTED,
             reason=f"execute: authentication failed: {cause}"[:500],
-            changed_at=now_ms,
-            changed_by="execute",
-        )
-        record_state_change(
-            record,
-            previous.state,
-            control,
-            publisher,
-            SOURCE_CONTROL,
-            unless=TradingState.HALTED,
+            who="execute",
+            now_ms=now_ms,
+            control=control,
+            publisher=publisher,
+            once=True,
         )
     return ExecuteOutcome(error=task_error_name(failure), cause=cause)
 

@@ -13,11 +13,10 @@ from tickstep.models import (
     Market,
     MarketRules,
     Position,
-    TradingStateRecord,
 )
 from tickstep.portfolio import equity_of
 from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
-from tickstep.usecases.control import record_state_change
+from tickstep.usecases.control import set_trading_state
 
 if TYPE_CHECKING:
     from tickstep.risk import RiskLimits
@@ -89,13 +88,14 @@ def check_risk(request: RiskInput, ports: RiskPorts, *, now_ms: int) -> RiskOutp
     )
     decision = evaluate(intent, ctx, ports.limits)
     if decision.new_trading_state is not None:
-        record = TradingStateRecord(
-            state=decision.new_trading_state,
+        set_trading_state(
+            decision.new_trading_state,
             reason=f"risk: {', '.join(r.value for r in decision.reasons)}: {decision.detail}"[:500],
-            changed_at=now_ms,
-            changed_by="risk",
-        )
-        record_state_change(
-            record, trading.state, control, ports.publisher, SOURCE_RISK, unless=record.state
+            who="risk",
+            now_ms=now_ms,
+            control=control,
+            publisher=ports.publisher,
+            source=SOURCE_RISK,
+            once=True,
         )
     return RiskOutput(intent=intent, decision=decision)
