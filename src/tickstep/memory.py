@@ -29,7 +29,7 @@ from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
-from tickstep.orders import can_transition
+from tickstep.orders import can_transition, is_repeat
 from tickstep.portfolio import FillCursor, apply_fill, fill_delta, realized_of
 from tickstep.ports import AccountRecord, InvalidTransition, LedgerEntry, StaleWrite
 
@@ -165,14 +165,10 @@ class MemoryOrders:
         """Move the order from ``expected`` to ``order.status``; the same terminal status
         again is a no-op, anything :func:`can_transition` refuses is InvalidTransition."""
         current = self.entries.get(intent_id)
-        if expected == order.status and not can_transition(expected, order.status):
+        if is_repeat(intent_id, expected, order.status):
             if current is None:
                 raise StaleWrite(f"{intent_id}: not in the ledger")
             return current
-        if not can_transition(expected, order.status):
-            raise InvalidTransition(
-                f"{intent_id}: {expected.value} -> {order.status.value} is not allowed"
-            )
         if current is None or current.status != expected:
             raise StaleWrite(f"{intent_id}: no longer {expected.value}")
         entry = current.model_copy(update={"status": order.status, "order": order})

@@ -102,6 +102,19 @@ def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
     return new in ALLOWED_TRANSITIONS[current]
 
 
+def is_repeat(intent_id: str, expected: OrderStatus, new: OrderStatus) -> bool:
+    """What every ledger adapter checks before it moves an order from ``expected`` to ``new``:
+    True for the same terminal status again (a redelivery: a no-op); InvalidTransition for a
+    move :func:`can_transition` refuses."""
+    from tickstep.ports import InvalidTransition
+
+    if expected == new and not can_transition(expected, new):
+        return True
+    if not can_transition(expected, new):
+        raise InvalidTransition(f"{intent_id}: {expected.value} -> {new.value} is not allowed")
+    return False
+
+
 OPEN_LEDGER_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)
 
 

@@ -13,7 +13,7 @@ from tickstep.models import (
     RiskDecision,
     Side,
 )
-from tickstep.orders import can_transition
+from tickstep.orders import can_transition, is_repeat
 from tickstep.ports import InvalidTransition, LedgerEntry, StaleWrite
 from tickstep.stores.dynamo import (
     BY_STATUS_INDEX,
@@ -122,15 +122,11 @@ class OrderStore:
         The same terminal status again is a no-op (a redelivery); anything
         :func:`can_transition` refuses raises :class:`InvalidTransition`.
         """
-        if expected == order.status and not can_transition(expected, order.status):
+        if is_repeat(intent_id, expected, order.status):
             current = self.get(intent_id)
             if current is None:
                 raise StaleWrite(f"{intent_id}: not in the ledger")
             return current
-        if not can_transition(expected, order.status):
-            raise InvalidTransition(
-                f"{intent_id}: {expected.value} -> {order.status.value} is not allowed"
-            )
         try:
             response = self._client.update_item(
                 TableName=self._table,
