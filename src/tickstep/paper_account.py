@@ -12,7 +12,7 @@ from tickstep.models import (
     Market,
     MarketRules,
 )
-from tickstep.ports import CandleRepository, PortfolioRepository, StaleWrite
+from tickstep.ports import CandleRepository, PaperStateStore, StaleWrite
 
 if TYPE_CHECKING:
     from tickstep.config import PaperSettings
@@ -47,7 +47,7 @@ class PaperAccount:
 
     def __init__(
         self,
-        portfolio: PortfolioRepository,
+        portfolio: PaperStateStore,
         prices: PriceSource,
         settings: PaperSettings,
         rules: Callable[[Market], MarketRules],

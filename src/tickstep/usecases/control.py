@@ -11,11 +11,11 @@ from tickstep.models import (
     TradingStateRecord,
 )
 from tickstep.orders import OPEN_LEDGER_STATUSES
-from tickstep.ports import ControlRepository, OrderRepository, PortfolioRepository, Publisher
+from tickstep.ports import ControlRepository, OrderRepository, Positions, Publisher
 
 
 def status(
-    control: ControlRepository, orders: OrderRepository, portfolio: PortfolioRepository
+    control: ControlRepository, orders: OrderRepository, portfolio: Positions
 ) -> dict[str, Any]:
     """The operator's one-look summary: trading state, open orders by status, positions."""
     by_status = Counter(e.status.value for e in orders.by_status(OPEN_LEDGER_STATUSES))

@@ -14,7 +14,7 @@ from tickstep.models import (
     Market,
     MarketRules,
 )
-from tickstep.ports import CandleRepository, PortfolioRepository, Publisher, StaleWrite
+from tickstep.ports import CandleRepository, Publisher, RulesCache, StaleWrite
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import CandleSource
@@ -42,7 +42,7 @@ class IngestPorts:
     publisher: Publisher
     rules: Callable[[Market], MarketRules] | None = None
     """Each market's rules (precision, limits), cached in ``portfolio`` for the order path."""
-    portfolio: PortfolioRepository | None = None
+    portfolio: RulesCache | None = None
     cached_rules: set[str] = field(default_factory=set)
     """Markets whose rules this container has cached already (once per cold start)."""
 

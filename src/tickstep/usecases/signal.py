@@ -14,7 +14,7 @@ from tickstep.models import (
     SignalAction,
 )
 from tickstep.orders import new_intent
-from tickstep.ports import CandleRepository, PortfolioRepository, SignalRepository
+from tickstep.ports import CandleRepository, Positions, SignalRepository
 
 if TYPE_CHECKING:
     from tickstep.strategies import MarketConfig
@@ -33,7 +33,8 @@ class SignalPorts:
     markets: Mapping[str, MarketConfig]
     """Each configured market's strategy, by :attr:`Market.key`."""
     candles: CandleRepository
-    portfolio: PortfolioRepository
+    portfolio: Positions
+    """What is held: a SELL with nothing held gives no intent."""
     signals: SignalRepository | None = None
     """Where signals are kept for the dashboard and the API (none: not kept)."""
 
