@@ -4,6 +4,7 @@ the classes against the template)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from types import ModuleType
 
@@ -30,3 +31,40 @@ def test_each_function_needs_exactly_its_class_variables(
         with monkeypatch.context() as env:
             env.delenv(variable, raising=False)
             assert module.build_dependencies() is not None
+
+
+def _market(exchange: str, symbol: str) -> dict[str, object]:
+    return {"market": {"exchange": exchange, "symbol": symbol, "timeframe": "5m"}, "strategy": {}}
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "live"])
+def test_reconcile_with_markets_on_two_exchanges_refuses_to_start_naming_them(
+    function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """One exchange account per stack: reconcile opens it once, so markets on two exchanges
+    would leave one of them never reconciled."""
+    monkeypatch.setenv("TRADING_MODE", mode)
+    monkeypatch.setenv("EXCHANGE_SECRET_ARN", "tickstep/exchange")
+    markets = [_market("binance", "ETH/BTC"), _market("kraken", "ETH/BTC")]
+    monkeypatch.setenv("MARKETS", json.dumps(markets))
+    module = function("reconcile")
+
+    with pytest.raises(
+        ValueError, match=r"one exchange account per stack, got \['binance', 'kraken'\]"
+    ):
+        module.build_dependencies()
+
+    monkeypatch.setenv("MARKETS", json.dumps([markets[0], _market("binance", "BTC/USDT")]))
+    assert [m.key for m in module.build_dependencies().markets] == [
+        "binance:ETH/BTC:5m",
+        "binance:BTC/USDT:5m",
+    ]
+
+
+def test_paper_reconcile_opens_one_account_for_markets_on_any_exchange(
+    function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The paper account holds every market, whatever exchange each names."""
+    markets = [_market("binance", "ETH/BTC"), _market("kraken", "ETH/BTC")]
+    monkeypatch.setenv("MARKETS", json.dumps(markets))
+    assert len(function("reconcile").build_dependencies().markets) == 2
