@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tickstep.strategies import ConfigError
+from tickstep.errors import ConfigError
 
 if TYPE_CHECKING:
     from tickstep.config import TradingConfig

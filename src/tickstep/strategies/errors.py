@@ -1,8 +1,8 @@
-"""The error a configuration that cannot be used raises (its own module, so that strategies
-the registry imports can raise it too)."""
+"""The error a configuration that cannot be used raises (re-exported here so that strategies
+the registry imports can raise it too; it lives in :mod:`tickstep.errors`)."""
 
 from __future__ import annotations
 
+from tickstep.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names what is wrong."""
+__all__ = ["ConfigError"]
