@@ -26,6 +26,7 @@ from tickstep.exchanges import (
     translate_ccxt_error,
 )
 from tickstep.exchanges.ccxt_adapter import ERROR_TABLE
+from tickstep.exchanges.port import OrderRequest
 from tickstep.models import Market, MarketRules, OrderStatus, OrderType, Side
 from tickstep.orders import intent_id
 
@@ -221,7 +222,9 @@ CALLS: dict[str, tuple[str, str, Callable[[CcxtExchange], object]]] = {
         "create_order",
         "binance POST /api/v3/order",
         lambda ex: ex.create_order(
-            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            )
         ),
     ),
 }
@@ -332,7 +335,9 @@ def test_echoing_request_holds_every_credential_in_every_spelling() -> None:
         lambda ex: ex.fetch_closed_orders(MARKET, 0),
         lambda ex: ex.fetch_order_by_client_id(MARKET, CID),
         lambda ex: ex.create_order(
-            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            )
         ),
     ],
     ids=["balance", "open", "closed", "lookup", "create"],
@@ -419,7 +424,9 @@ def test_network_error_before_the_send_is_retryable_not_ambiguous(
     fake.errors["load_markets"] = ccxt.RequestTimeout("markets")
     with pytest.raises(RetryableExchangeError):
         exchange.create_order(
-            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            )
         )
     assert "create_order" not in [name for name, _ in fake.calls]
 
@@ -429,7 +436,14 @@ def test_amount_below_precision_is_fatal_and_never_sent(
 ) -> None:
     with pytest.raises(FatalExchangeError) as caught:
         exchange.create_order(
-            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.00001"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET,
+                Side.BUY,
+                OrderType.MARKET,
+                Decimal("0.00001"),
+                price=None,
+                client_order_id=CID,
+            )
         )
     assert caught.value.code == "invalid_order"
     assert "create_order" not in [name for name, _ in fake.calls]
@@ -441,7 +455,9 @@ def test_unreadable_response_after_a_successful_send_is_ambiguous(
     fake.order_response = {"id": "9", "status": "open", "filled": "not a number", "amount": -1}
     with pytest.raises(AmbiguousOrderError) as caught:
         exchange.create_order(
-            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            )
         )
     assert caught.value.code == "unreadable_response"
 
@@ -453,12 +469,14 @@ def test_create_order_sends_precise_strings_and_the_client_order_id(
     exchange: CcxtExchange, fake: FakeCcxt
 ) -> None:
     order = exchange.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.LIMIT,
-        Decimal("0.123456"),
-        price=Decimal("0.0500049"),
-        client_order_id=CID,
+        OrderRequest(
+            MARKET,
+            Side.BUY,
+            OrderType.LIMIT,
+            Decimal("0.123456"),
+            price=Decimal("0.0500049"),
+            client_order_id=CID,
+        )
     )
     sent = next(args for name, args in fake.calls if name == "create_order")
     assert sent == ("ETH/BTC", "limit", "buy", "0.1234", "0.05", {"clientOrderId": CID})
@@ -475,7 +493,9 @@ def test_limit_order_without_price_is_refused_before_sending(
 ) -> None:
     with pytest.raises(FatalExchangeError):
         exchange.create_order(
-            MARKET, Side.BUY, OrderType.LIMIT, Decimal("0.1"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET, Side.BUY, OrderType.LIMIT, Decimal("0.1"), price=None, client_order_id=CID
+            )
         )
     assert fake.calls == []
 
@@ -512,7 +532,14 @@ def test_create_order_through_real_ccxt_binance_sends_new_client_order_id(
 
     monkeypatch.setattr(binance, "fetch", canned)
     order = CcxtExchange(binance, clock=lambda: NOW).create_order(
-        MARKET, Side.BUY, OrderType.MARKET, Decimal("0.12345678"), price=None, client_order_id=CID
+        OrderRequest(
+            MARKET,
+            Side.BUY,
+            OrderType.MARKET,
+            Decimal("0.12345678"),
+            price=None,
+            client_order_id=CID,
+        )
     )
     [(method, _url, body)] = requests
     assert method == "POST"
@@ -534,7 +561,9 @@ def test_request_timeout_from_real_ccxt_binance_on_create_is_ambiguous(
     monkeypatch.setattr(binance, "fetch", timeout)
     with pytest.raises(AmbiguousOrderError):
         CcxtExchange(binance).create_order(
-            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            OrderRequest(
+                MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), price=None, client_order_id=CID
+            )
         )
 
 
@@ -730,13 +759,15 @@ def test_market_buy_with_a_cost_when_the_exchange_takes_costs_then_spends_it_els
 ) -> None:
     fake.has["createMarketBuyOrderWithCost"] = has_cost_orders
     exchange.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("0.1234"),
-        price=None,
-        client_order_id=CID,
-        cost=Decimal("0.002"),
+        OrderRequest(
+            MARKET,
+            Side.BUY,
+            OrderType.MARKET,
+            Decimal("0.1234"),
+            price=None,
+            client_order_id=CID,
+            cost=Decimal("0.002"),
+        )
     )
     sent = [(name, args) for name, args in fake.calls if name.startswith("create_")]
     if has_cost_orders:

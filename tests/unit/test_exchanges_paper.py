@@ -19,6 +19,7 @@ from tickstep.exchanges import (
     ReplayFeed,
     SimClock,
 )
+from tickstep.exchanges.port import OrderRequest
 from tickstep.models import Market, MarketRules, Order, OrderStatus, OrderType, Side
 from tickstep.orders import intent_id
 
@@ -63,12 +64,14 @@ def paper(prices: FixedPrices) -> PaperExchange:
 def place(paper: PaperExchange, side: Side, amount: str, n: int, price: str | None) -> Order:
     """A market order, or a limit order at ``price``, with the ``n``-th client order id."""
     return paper.create_order(
-        MARKET,
-        side,
-        OrderType.MARKET if price is None else OrderType.LIMIT,
-        Decimal(amount),
-        price=None if price is None else Decimal(price),
-        client_order_id=cid(n, side),
+        OrderRequest(
+            MARKET,
+            side,
+            OrderType.MARKET if price is None else OrderType.LIMIT,
+            Decimal(amount),
+            price=None if price is None else Decimal(price),
+            client_order_id=cid(n, side),
+        )
     )
 
 
@@ -86,13 +89,15 @@ def test_market_buy_with_a_cost_when_filled_then_spends_it_at_the_fill_price(
     """The amount is cost / fill price, truncated to the amount step: what the backtest's
     `amount = stake / fill price` means, whatever the price was when the order was sized."""
     order = paper.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("0.5"),  # the estimate: ignored when a cost is given
-        price=None,
-        client_order_id=cid(3),
-        cost=Decimal("0.02"),
+        OrderRequest(
+            MARKET,
+            Side.BUY,
+            OrderType.MARKET,
+            Decimal("0.5"),  # the estimate: ignored when a cost is given
+            price=None,
+            client_order_id=cid(3),
+            cost=Decimal("0.02"),
+        )
     )
     fill = order.average
     assert fill == Decimal("0.05005")  # price + slippage
@@ -104,13 +109,15 @@ def test_market_buy_with_a_cost_when_filled_then_spends_it_at_the_fill_price(
     ):
         with pytest.raises(FatalExchangeError, match="cost: for market buys only"):
             paper.create_order(
-                MARKET,
-                side,
-                kind,
-                Decimal("0.1"),
-                price=None if price is None else Decimal(price),
-                client_order_id=cid(4, side),
-                cost=Decimal("0.02"),
+                OrderRequest(
+                    MARKET,
+                    side,
+                    kind,
+                    Decimal("0.1"),
+                    price=None if price is None else Decimal(price),
+                    client_order_id=cid(4, side),
+                    cost=Decimal("0.02"),
+                )
             )
 
 
@@ -123,7 +130,9 @@ def free(paper: PaperExchange, currency: str) -> Decimal:
 
 def test_market_buy_pays_price_plus_slippage_and_fee_in_quote(paper: PaperExchange) -> None:
     order = paper.create_order(
-        MARKET, Side.BUY, OrderType.MARKET, Decimal("0.5"), price=None, client_order_id=cid(1)
+        OrderRequest(
+            MARKET, Side.BUY, OrderType.MARKET, Decimal("0.5"), price=None, client_order_id=cid(1)
+        )
     )
     assert order.status is OrderStatus.FILLED
     assert order.filled == Decimal("0.5")
@@ -234,12 +243,14 @@ def test_order_above_max_cost_is_an_invalid_order(
 def test_market_order_with_a_price_is_an_invalid_order(paper: PaperExchange) -> None:
     with pytest.raises(FatalExchangeError, match="invalid_order"):
         paper.create_order(
-            MARKET,
-            Side.BUY,
-            OrderType.MARKET,
-            Decimal("0.1"),
-            price=Decimal("0.05"),
-            client_order_id=cid(1),
+            OrderRequest(
+                MARKET,
+                Side.BUY,
+                OrderType.MARKET,
+                Decimal("0.1"),
+                price=Decimal("0.05"),
+                client_order_id=cid(1),
+            )
         )
 
 
@@ -247,7 +258,9 @@ def test_unknown_symbol_is_bad_symbol(paper: PaperExchange) -> None:
     other = Market(exchange="paper", symbol="LTC/BTC", timeframe="5m")
     with pytest.raises(FatalExchangeError) as caught:
         paper.create_order(
-            other, Side.BUY, OrderType.MARKET, Decimal("1"), price=None, client_order_id=cid(1)
+            OrderRequest(
+                other, Side.BUY, OrderType.MARKET, Decimal("1"), price=None, client_order_id=cid(1)
+            )
         )
     assert caught.value.code == "bad_symbol"
 
@@ -406,12 +419,14 @@ def test_order_placed_at_a_candle_close_fills_at_the_next_open_with_slippage() -
     )
     [seen] = paper.fetch_ohlcv(market)
     order = paper.create_order(
-        market,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("1"),
-        price=None,
-        client_order_id=intent_id("test", market, seen.timestamp, Side.BUY),
+        OrderRequest(
+            market,
+            Side.BUY,
+            OrderType.MARKET,
+            Decimal("1"),
+            price=None,
+            client_order_id=intent_id("test", market, seen.timestamp, Side.BUY),
+        )
     )
     assert order.average == Decimal("0.09946999") * (1 + SLIP)
     assert order.created_at == first_close
@@ -440,12 +455,14 @@ def test_balances_always_equal_the_start_plus_the_recorded_fills(
         prices.current = Decimal(price).scaleb(-5)
         try:
             paper.create_order(
-                MARKET,
-                side,
-                OrderType.MARKET,
-                Decimal(thousandths).scaleb(-3),
-                price=None,
-                client_order_id=cid(n, side),
+                OrderRequest(
+                    MARKET,
+                    side,
+                    OrderType.MARKET,
+                    Decimal(thousandths).scaleb(-3),
+                    price=None,
+                    client_order_id=cid(n, side),
+                )
             )
         except FatalExchangeError as error:
             assert error.code == "insufficient_funds"

@@ -18,6 +18,7 @@ from tickstep.exchanges import (
     RetryableExchangeError,
 )
 from tickstep.exchanges.paper import DEFAULT_RULES
+from tickstep.exchanges.port import OrderRequest
 from tickstep.memory import DEFAULT_TRADING_STATE as MEMORY_DEFAULT_STATE
 from tickstep.memory import (
     MemoryBus,
@@ -158,12 +159,14 @@ def lost(*intents: OrderIntent) -> MemoryOrders:
 def place(exchange: PaperExchange, intent: OrderIntent) -> Order:
     """The intent's market order for 0.1, on the exchange under the intent's id."""
     return exchange.create_order(
-        MARKET,
-        intent.side,
-        OrderType.MARKET,
-        Decimal("0.1"),
-        price=None,
-        client_order_id=intent.intent_id,
+        OrderRequest(
+            MARKET,
+            intent.side,
+            OrderType.MARKET,
+            Decimal("0.1"),
+            price=None,
+            client_order_id=intent.intent_id,
+        )
     )
 
 
@@ -612,12 +615,14 @@ def test_fill_delta_when_the_same_report_comes_twice_then_the_second_is_nothing(
 
 def test_fill_delta_when_partial_then_full_then_the_second_fill_is_the_remainder() -> None:
     base = paper(1).create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.MARKET,
-        Decimal("1"),
-        price=None,
-        client_order_id="ts" + "0" * 30,
+        OrderRequest(
+            MARKET,
+            Side.BUY,
+            OrderType.MARKET,
+            Decimal("1"),
+            price=None,
+            client_order_id="ts" + "0" * 30,
+        )
     )
     half = base.model_copy(
         update={
@@ -777,12 +782,14 @@ def test_reconcile_when_an_open_order_is_not_ours_then_it_is_adopted_once() -> N
     orders, portfolio = MemoryOrders(), MemoryPortfolio()
     exchange = paper(1, price="0.05")
     exchange.create_order(
-        MARKET,
-        Side.BUY,
-        OrderType.LIMIT,
-        Decimal("0.1"),
-        price=Decimal("0.01"),
-        client_order_id="web-ui-1",
+        OrderRequest(
+            MARKET,
+            Side.BUY,
+            OrderType.LIMIT,
+            Decimal("0.1"),
+            price=Decimal("0.01"),
+            client_order_id="web-ui-1",
+        )
     )
 
     first = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=2)

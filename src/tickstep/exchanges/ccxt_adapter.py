@@ -26,7 +26,7 @@ from tickstep.exchanges.errors import (
     FatalExchangeError,
     RetryableExchangeError,
 )
-from tickstep.exchanges.port import order_identity
+from tickstep.exchanges.port import OrderRequest, order_identity
 from tickstep.models import (
     Balance,
     Candle,
@@ -326,17 +326,7 @@ class CcxtExchange:
             )
         return candles
 
-    def create_order(
-        self,
-        market: Market,
-        side: Side,
-        order_type: OrderType,
-        amount: Decimal,
-        *,
-        price: Decimal | None,
-        client_order_id: str,
-        cost: Decimal | None = None,
-    ) -> Order:
+    def create_order(self, request: OrderRequest) -> Order:
         """Round with the exchange's own precision, then send once with ``clientOrderId``.
 
         A market buy with a ``cost`` goes as ``create_market_buy_order_with_cost`` where the
@@ -345,34 +335,43 @@ class CcxtExchange:
         send follow the creation column of :data:`ERROR_TABLE`; a response that cannot be
         read is ambiguous.
         """
-        if (order_type is OrderType.LIMIT) != (price is not None):
+        if (request.order_type is OrderType.LIMIT) != (request.price is not None):
             raise FatalExchangeError("price: required for limit orders only", code="invalid_order")
-        symbol = market.symbol
+        symbol = request.market.symbol
 
         def to_precision() -> tuple[str, str | None, str | None]:
             self._client.load_markets()
-            amount_text = self._client.amount_to_precision(symbol, str(amount))
+            amount_text = self._client.amount_to_precision(symbol, str(request.amount))
             price_text = (
-                None if price is None else self._client.price_to_precision(symbol, str(price))
+                None
+                if request.price is None
+                else self._client.price_to_precision(symbol, str(request.price))
             )
             by_cost = (
-                cost is not None
-                and side is Side.BUY
-                and order_type is OrderType.MARKET
+                request.cost is not None
+                and request.side is Side.BUY
+                and request.order_type is OrderType.MARKET
                 and bool(self._client.has.get("createMarketBuyOrderWithCost"))
             )
-            cost_text = self._client.cost_to_precision(symbol, str(cost)) if by_cost else None
+            cost_text = (
+                self._client.cost_to_precision(symbol, str(request.cost)) if by_cost else None
+            )
             return amount_text, price_text, cost_text
 
         def send() -> dict[str, Any]:
-            params = {"clientOrderId": client_order_id}
+            params = {"clientOrderId": request.client_order_id}
             if cost_text is not None:
                 sent: dict[str, Any] = self._client.create_market_buy_order_with_cost(
                     symbol, float(cost_text), params
                 )
             else:
                 sent = self._client.create_order(
-                    symbol, order_type.value, side.value, amount_text, price_text, params
+                    symbol,
+                    request.order_type.value,
+                    request.side.value,
+                    amount_text,
+                    price_text,
+                    params,
                 )
             return sent
 
@@ -381,13 +380,13 @@ class CcxtExchange:
         try:
             return parse_ccxt_order(
                 raw,
-                market,
+                request.market,
                 now_ms=self._clock(),
-                side=side,
-                order_type=order_type,
+                side=request.side,
+                order_type=request.order_type,
                 amount=Decimal(amount_text),
                 price=None if price_text is None else Decimal(price_text),
-                client_order_id=client_order_id,
+                client_order_id=request.client_order_id,
             )
         except Exception as exc:
             unreadable = AmbiguousOrderError(

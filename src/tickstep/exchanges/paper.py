@@ -19,7 +19,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tickstep.exchanges.errors import AmbiguousOrderError, FatalExchangeError
-from tickstep.exchanges.port import CandleSource, order_identity
+from tickstep.exchanges.port import CandleSource, OrderRequest, order_identity
 from tickstep.models import (
     Balance,
     Candle,
@@ -129,55 +129,46 @@ class PaperExchange:
             raise FatalExchangeError("no candle source was given", code="not_supported")
         return self._candles.fetch_ohlcv(market, since_ms, limit)
 
-    def create_order(
-        self,
-        market: Market,
-        side: Side,
-        order_type: OrderType,
-        amount: Decimal,
-        *,
-        price: Decimal | None,
-        client_order_id: str,
-        cost: Decimal | None = None,
-    ) -> Order:
-        rules = self.market_rules(market.symbol)
-        existing = self.fetch_order_by_client_id(market, client_order_id)
+    def create_order(self, request: OrderRequest) -> Order:
+        amount = request.amount  # a market buy by cost buys what the cost pays for
+        rules = self.market_rules(request.market.symbol)
+        existing = self.fetch_order_by_client_id(request.market, request.client_order_id)
         if existing is not None and existing.status in OPEN_STATUSES:
             raise AmbiguousOrderError(
-                f"clientOrderId {client_order_id} belongs to an open order",
+                f"clientOrderId {request.client_order_id} belongs to an open order",
                 code="duplicate_client_order_id",
             )
-        if (order_type is OrderType.LIMIT) != (price is not None):
+        if (request.order_type is OrderType.LIMIT) != (request.price is not None):
             raise FatalExchangeError("price: required for limit orders only", code="invalid_order")
         now = self._prices.now_ms()
-        market_price = self._prices.price(market, now)
-        fill_price = self._taker_price(side, market_price, price)
-        if cost is not None:
-            if side is not Side.BUY or order_type is not OrderType.MARKET:
+        market_price = self._prices.price(request.market, now)
+        fill_price = self._taker_price(request.side, market_price, request.price)
+        if request.cost is not None:
+            if request.side is not Side.BUY or request.order_type is not OrderType.MARKET:
                 raise FatalExchangeError("cost: for market buys only", code="invalid_order")
             assert fill_price is not None  # a market order always fills
             with localcontext() as context:
                 context.rounding = ROUND_DOWN  # never spend more than the cost
-                amount = rules.amount_to_precision(cost / fill_price)
-        _check_rules(rules, amount, price, price or market_price)
+                amount = rules.amount_to_precision(request.cost / fill_price)
+        _check_rules(rules, amount, request.price, request.price or market_price)
         if fill_price is None:
-            assert price is not None  # only a limit order can rest
-            held = self._reserve(market, side, amount, price)
+            assert request.price is not None  # only a limit order can rest
+            held = self._reserve(request.market, request.side, amount, request.price)
         else:
-            self._require_funds(market, side, amount, fill_price)
+            self._require_funds(request.market, request.side, amount, fill_price)
 
         self._state.sequence += 1
         exchange_order_id = f"paper-{self._state.sequence}"
-        intent_id, cid = order_identity(market, client_order_id, exchange_order_id)
+        intent_id, cid = order_identity(request.market, request.client_order_id, exchange_order_id)
         order = Order(
             intent_id=intent_id,
             client_order_id=cid,
             exchange_order_id=exchange_order_id,
-            market=market,
-            side=side,
-            order_type=order_type,
+            market=request.market,
+            side=request.side,
+            order_type=request.order_type,
             amount=amount,
-            price=price,
+            price=request.price,
             status=OrderStatus.SUBMITTED,
             created_at=now,
             updated_at=now,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -60,6 +61,25 @@ def is_external(order: Order) -> bool:
     return INTENT_ID_RE.match(order.intent_id) is None
 
 
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order to place, tagged with ``client_order_id``; ``price`` only for limit orders.
+
+    ``cost`` (market buys only): spend this much quote; the amount bought is cost / fill price
+    within the market's precision, and ``amount`` is only the estimate, sent as the amount to
+    an exchange that cannot take a cost.
+    """
+
+    market: Market
+    side: Side
+    order_type: OrderType
+    amount: Decimal
+    _: KW_ONLY
+    client_order_id: str
+    price: Decimal | None = None
+    cost: Decimal | None = None
+
+
 @runtime_checkable
 class CandleSource(Protocol):
     """Where ingestion reads closed candles: the ccxt adapter or the replay feed."""
@@ -82,23 +102,8 @@ class ExchangePort(CandleSource, Protocol):
         """Precision and limits of ``symbol``; FatalExchangeError(bad_symbol) if unknown."""
         ...
 
-    def create_order(
-        self,
-        market: Market,
-        side: Side,
-        order_type: OrderType,
-        amount: Decimal,
-        *,
-        price: Decimal | None,
-        client_order_id: str,
-        cost: Decimal | None = None,
-    ) -> Order:
-        """Place an order tagged with ``client_order_id``; ``price`` only for limit orders.
-
-        ``cost`` (market buys only): spend this much quote; the amount bought is cost / fill
-        price within the market's precision, and ``amount`` is only the estimate, sent as
-        the amount to an exchange that cannot take a cost.
-        """
+    def create_order(self, request: OrderRequest) -> Order:
+        """Place the order (:class:`OrderRequest`) once."""
         ...
 
     def fetch_order_by_client_id(self, market: Market, client_order_id: str) -> Order | None:

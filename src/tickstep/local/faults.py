@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from tickstep.exchanges.errors import AmbiguousOrderError, RetryableExchangeError
+from tickstep.exchanges.port import OrderRequest
 from tickstep.models import Market, Order, OrderStatus
 
 FAULTS = (
@@ -158,13 +159,13 @@ class ChaosExchange:
         order: Order | None = self._inner.fetch_order_by_client_id(market, client_order_id)
         return order
 
-    def create_order(self, *args: Any, **kwargs: Any) -> Order:
-        client_order_id = str(kwargs.get("client_order_id"))
+    def create_order(self, request: OrderRequest) -> Order:
+        client_order_id = request.client_order_id
         if self._faults.roll("rate-limit", client_order_id):
             raise RetryableExchangeError("429 too many requests (drill)", code="rate_limited")
         if self._faults.roll("timeout-before-accept", client_order_id):
             raise AmbiguousOrderError("request timed out (drill)", code="request_timeout")
-        order: Order = self._inner.create_order(*args, **kwargs)
+        order: Order = self._inner.create_order(request)
         if self._faults.roll("not-found-after-accept", client_order_id):
             self._hidden[client_order_id] = self._clock() + HIDDEN_MS
         if self._faults.roll("timeout-after-accept", client_order_id):

@@ -62,6 +62,7 @@ def execute_order(
         OrderNotVisibleYet,
         RetryableExchangeError,
     )
+    from tickstep.exchanges.port import OrderRequest
 
     intent = command.intent
     entry = orders.get(intent.intent_id)
@@ -86,15 +87,16 @@ def execute_order(
             raise AmbiguousOrderError(str(exc), code="ledger_mismatch") from exc
         assert command.decision.amount is not None  # an approval always has one
         try:
-            order = exchange.create_order(
+            request = OrderRequest(
                 intent.market,
                 intent.side,
                 intent.order_type,
                 command.decision.amount,
-                price=command.decision.price,
                 client_order_id=intent.client_order_id,
+                price=command.decision.price,
                 cost=command.decision.quote_amount,
             )
+            order = exchange.create_order(request)
         except AmbiguousOrderError:
             order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)
             if order is None:
