@@ -23,18 +23,43 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) frontend
 	$(BIN)/tickstep local --candles 120 --report reports/local.json
 
-test: $(STAMP) lint tools
+test: $(STAMP) lint tools frontend chromium
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest -q -n 2
+
+# The dashboard (frontend/): exactly package-lock.json's packages, type-checked and built to
+# frontend/dist, again only when a source or the lock changed.
+FRONTEND_STAMP := frontend/node_modules/.tickstep-built
+FRONTEND_SOURCES := $(wildcard frontend/src/*.ts frontend/src/*.css) frontend/index.html \
+	frontend/package.json frontend/package-lock.json frontend/tsconfig.json frontend/vite.config.ts
+
+.PHONY: frontend chromium
+frontend: $(FRONTEND_STAMP)
+
+$(FRONTEND_STAMP): $(FRONTEND_SOURCES)
+	@command -v npm >/dev/null || { echo "make: npm not found; install Node.js 20+" >&2; exit 1; }
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	touch $(FRONTEND_STAMP)
+
+# The browser tests drive Debian's chromium (Playwright's own download cannot be fetched
+# here). Installed with apt-get when missing: as root directly, otherwise through
+# `sudo -n` (no password prompt); without either it stops and says what to run.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  elif sudo -n true 2>/dev/null; then sudo -n apt-get update -qq && sudo -n apt-get install -y -qq chromium; \
+	  else echo "make: $(CHROMIUM) missing and not root: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	@# Each handler is a module named app: one mypy run per function folder.
-	@for app in functions/*/app.py; do $(BIN)/mypy $$app || exit 1; done
+	@# Each handler is a module named app: one mypy run per function folder (and the deploy hook).
+	@for app in functions/*/app.py deployment/hooks/*/app.py; do $(BIN)/mypy $$app || exit 1; done
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -79,7 +104,8 @@ lock: $(UV_STAMP)
 	$(COMPILE) -o tools/requirements-uv.txt tools/requirements-uv.in
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam \
+	  frontend/node_modules frontend/dist
 
 # The AWS side (tools, validate, build, checkov); after the targets above so `make` alone
 # still means `make setup`.

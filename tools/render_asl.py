@@ -65,6 +65,24 @@ def _referenced_resource(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def _alias_of(template: dict[str, Any], logical_id: str) -> tuple[str, str] | None:
+    """``(resource, alias name)`` for SAM's ``Function.Alias`` and a state machine's generated
+    ``<StateMachine>Alias<name>``; None for anything else."""
+    resources = template["Resources"]
+    if logical_id.endswith(".Alias") and logical_id[: -len(".Alias")] in resources:
+        owner = logical_id[: -len(".Alias")]
+        name = resources[owner].get("Properties", {}).get("AutoPublishAlias") or template.get(
+            "Globals", {}
+        ).get("Function", {}).get("AutoPublishAlias")
+        return (owner, str(name)) if name else None
+    for owner, resource in resources.items():
+        name = resource.get("Properties", {}).get("AutoPublishAlias")
+        machine = resource["Type"] == "AWS::Serverless::StateMachine"
+        if machine and name and logical_id == f"{owner}Alias{name}":
+            return owner, str(name)
+    return None
+
+
 def dummy_value(template: dict[str, Any], key: str, value: Any) -> str:
     """A well-formed stand-in for what ``value`` resolves to once deployed."""
     if isinstance(value, str | int | float):
@@ -73,8 +91,11 @@ def dummy_value(template: dict[str, Any], key: str, value: Any) -> str:
     if reference is None:
         raise ValueError(f"substitution {key}: cannot make a stand-in for {value!r}")
     logical_id, attribute = reference
-    resource_type = template["Resources"].get(logical_id, {}).get("Type", "")
     prefix = f"arn:aws:{{service}}:{REGION}:{ACCOUNT}"
+    alias = _alias_of(template, logical_id)
+    if alias is not None:  # a function's or state machine's AutoPublishAlias
+        return dummy_value(template, key, {"Ref": alias[0]}) + f":{alias[1]}"
+    resource_type = template["Resources"].get(logical_id, {}).get("Type", "")
     if resource_type == "AWS::Serverless::Function":
         return prefix.format(service="lambda") + f":function:{logical_id}"
     if resource_type == "AWS::Serverless::StateMachine" and attribute in ("", "Arn"):

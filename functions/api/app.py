@@ -1,165 +1,96 @@
-"""API function: the operator's HTTP API (API Gateway HTTP API, IAM auth on all but /health).
+"""API function: the dashboard's and operators' HTTP API under ``/api`` (a Cognito JWT on
+all but ``/api/health``; CloudFront routes ``/api/*`` here beside the page).
 
-GET /health, /status, /positions, /orders[?status=&limit=], /signals[?limit=];
-POST /halt and /resume with ``{"reason": "..."}`` (the kill switch: sets the trading state and
-publishes ``TradingStateChanged``, recorded as changed by the caller's IAM identity that API
-Gateway verified, never by anything the body says). A bad body or query answers 422 naming
-the field, and changes nothing. No numpy, no ccxt: this function must start fast.
+GET /api/health, /status, /positions, /orders[?status=&limit=], /signals[?limit=], /dashboard;
+POST /api/halt, /reduce, /resume with ``{"reason": "..."}``: only the ``operators`` group,
+recorded as changed by the verified Cognito user. Powertools validates each request: a bad
+body or query answers 422 naming the field, and changes nothing. No numpy, no ccxt.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from tickstep.http_api import (
-    CALLER_FIELD,
-    HttpApiEvent,
-    OrdersQuery,
-    SignalsQuery,
-    StateChangeRequest,
-    forbidden,
-    invalid,
-    ok,
-    verified_caller,
-)
-from tickstep.models import Market, OrderStatus, TradingState
-from tickstep.ports import (
-    ControlRepository,
-    OrderRepository,
-    PortfolioRepository,
-    Publisher,
-    SignalRepository,
-)
-from tickstep.usecases.control import set_trading_state, status
+from tickstep.dashboard import reads
+from tickstep.dashboard.reads import ApiDeps
+from tickstep.http_api import HttpApiEvent, StateChangeRequest, ok, refusal, validation_failed
+from tickstep.models import OrderStatus, TradingState
 from tickstep.wiring import Dependencies, lambda_entry, make_tracer
 
 logger = Logger()
 tracer = make_tracer(os.environ)
 metrics = Metrics()
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(enable_validation=True)
 
 
-@dataclass(frozen=True)
-class Deps:
-    markets: list[Market]
-    control: ControlRepository
-    orders: OrderRepository
-    portfolio: PortfolioRepository
-    signals: SignalRepository | None
-    publisher: Publisher
-    clock: Callable[[], int]
-    mode: str
-
-
-def build_dependencies() -> Deps:
-    """The one place this function's clients are made (once per container)."""
+def build_dependencies(**local: Any) -> ApiDeps:
+    """The one place this function's clients are made (once per container); ``local``: the
+    offline runtime's mark prices and risk denials (tickstep.local)."""
     from tickstep.aws import EventBus
-    from tickstep.bootstrap import aws_client, wall_clock_ms
+    from tickstep.bootstrap import aws_client
     from tickstep.settings import ApiSettings
-    from tickstep.stores import ControlStore, OrderStore, PortfolioStore, SignalStore
 
     settings = ApiSettings.from_env(os.environ)
-    dynamodb = aws_client("dynamodb")
-    return Deps(
-        markets=[m.market for m in settings.markets()],
-        control=ControlStore(dynamodb, settings.control_table),
-        orders=OrderStore(dynamodb, settings.orders_table),
-        portfolio=PortfolioStore(dynamodb, settings.portfolio_table),
-        signals=SignalStore(dynamodb, settings.signals_table) if settings.signals_table else None,
-        publisher=EventBus(aws_client("events"), settings.event_bus_name),
-        clock=wall_clock_ms,
-        mode=settings.mode.value,
-    )
+    publisher = EventBus(aws_client("events"), settings.event_bus_name)
+    return reads.build(settings, aws_client, publisher, **local)
 
 
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@app.get("/health")
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    return validation_failed(exc.errors())
+
+
+@app.get("/api/health")
 def health() -> Response[str]:
-    return ok({"status": "ok"})
+    """200 or 503, each component named (usecases/health.py); no secret, no position."""
+    return reads.health(dependencies())
 
 
-@app.get("/status")
-def get_status() -> Response[str]:
-    deps = dependencies()
-    return ok({"mode": deps.mode, **status(deps.control, deps.orders, deps.portfolio)})
+def _read_route(path: str, read: Any) -> None:
+    @app.get(path)
+    def get() -> Response[str]:
+        return ok(read(dependencies()))
 
 
-@app.get("/positions")
-def get_positions() -> Response[str]:
-    deps = dependencies()
-    balances = deps.portfolio.balances() or {}
-    return ok(
-        {
-            "positions": [p.model_dump(mode="json") for p in deps.portfolio.positions()],
-            "balances": {k: v.model_dump(mode="json") for k, v in balances.items()},
-        }
-    )
+for _path, _read in (
+    ("/api/status", reads.status),
+    ("/api/positions", reads.positions),
+    ("/api/dashboard", reads.dashboard),
+):
+    _read_route(_path, _read)
 
 
-@app.get("/orders")
-def get_orders() -> Response[str]:
-    try:
-        query = OrdersQuery.model_validate(app.current_event.query_string_parameters or {})
-    except ValidationError as exc:
-        return invalid(exc)
-    statuses = [query.status] if query.status else list(OrderStatus)
-    entries = dependencies().orders.by_status(statuses, limit=query.limit)
-    return ok({"orders": [e.model_dump(mode="json") for e in entries]})
+@app.get("/api/orders")
+def get_orders(
+    status: Annotated[OrderStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Response[str]:
+    return ok(reads.orders(dependencies(), status, limit))
 
 
-@app.get("/signals")
-def get_signals() -> Response[str]:
-    try:
-        query = SignalsQuery.model_validate(app.current_event.query_string_parameters or {})
-    except ValidationError as exc:
-        return invalid(exc)
-    deps = dependencies()
-    signals = deps.signals
-    found = {
-        m.key: [s.model_dump(mode="json") for s in signals.latest(m, query.limit)]
-        if signals
-        else []
-        for m in deps.markets
-    }
-    return ok({"signals": found})
+@app.get("/api/signals")
+def get_signals(limit: Annotated[int, Query(ge=1, le=50)] = 1) -> Response[str]:
+    return ok(reads.signals(dependencies(), limit))
 
 
-def _change_state(state: TradingState) -> Response[str]:
-    who = verified_caller(app.current_event.raw_event)
-    if who is None:
-        return forbidden(CALLER_FIELD, "no verified caller identity: the route needs IAM auth")
-    try:
-        # pydantic's own JSON parser: a body nested 5,000 deep is "recursion limit exceeded",
-        # a 422, where json.loads would raise RecursionError (a 500).
-        body = app.current_event.decoded_body
-        request = (
-            StateChangeRequest.model_validate_json(body)
-            if body
-            else StateChangeRequest.model_validate({})
-        )
-    except (ValidationError, ValueError) as exc:
-        return invalid(exc)
-    deps = dependencies()
-    record = set_trading_state(
-        state,
-        reason=request.reason,
-        who=who,
-        now_ms=deps.clock(),
-        control=deps.control,
-        publisher=deps.publisher,
-    )
+def change_state(state: TradingState, request: StateChangeRequest) -> Response[str]:
+    raw = app.current_event.raw_event
+    record = reads.change_state(dependencies(), state, request.reason, raw)
+    if isinstance(record, Response):  # refused: no verified user, or not an operator
+        return record
     metrics.add_metric(
         name="TradingHalted", unit=MetricUnit.Count, value=int(state is TradingState.HALTED)
     )
@@ -167,14 +98,21 @@ def _change_state(state: TradingState) -> Response[str]:
     return ok(record.model_dump(mode="json"))
 
 
-@app.post("/halt")
-def halt() -> Response[str]:
-    return _change_state(TradingState.HALTED)
+Reason = Annotated[StateChangeRequest, Body()]
 
 
-@app.post("/resume")
-def resume() -> Response[str]:
-    return _change_state(TradingState.ACTIVE)
+def _kill_switch_route(path: str, state: TradingState) -> None:
+    @app.post(path)
+    def kill_switch(request: Reason) -> Response[str]:
+        return change_state(state, request)
+
+
+for _path, _state in (
+    ("/api/halt", TradingState.HALTED),
+    ("/api/reduce", TradingState.REDUCING),
+    ("/api/resume", TradingState.ACTIVE),
+):
+    _kill_switch_route(_path, _state)
 
 
 @lambda_entry(logger, tracer, metrics, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
@@ -182,11 +120,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         HttpApiEvent.model_validate(event)
     except ValidationError as exc:
-        refused = invalid(exc)
-        return {
-            "statusCode": refused.status_code,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": refused.body,
-            "isBase64Encoded": False,
-        }
+        return refusal(exc)
     return app.resolve(event, context)

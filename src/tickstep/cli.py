@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tickstep.errors import ConfigError
 
@@ -79,11 +79,20 @@ def _cmd_local(args: argparse.Namespace) -> int:
     config = _config(args)
     root = project_root()
     log_path = Path(args.log) if args.log else root / "reports" / "local-lambda.log"
-    report = LocalRun(root, config, candles=args.candles, log_path=log_path).run()
-    print(render_local_summary(report))
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        print(f"report written to {args.report}")
+
+    out = sys.stdout  # the terminal: the functions' own output goes to their log meanwhile
+
+    def show(report: dict[str, Any]) -> None:
+        print(render_local_summary(report), file=out, flush=True)
+        if args.report:
+            Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+            print(f"report written to {args.report}", file=out, flush=True)
+
+    server = _dashboard_server(args, root, show) if args.serve else None
+    run = LocalRun(root, config, candles=args.candles, log_path=log_path, attach=server)
+    report = run.run()
+    if server is None:
+        show(report)
     failed = {
         sm: n
         for sm, by in report["executions"].items()
@@ -450,7 +459,77 @@ def build_parser() -> argparse.ArgumentParser:
         switch.add_argument("--profile", help="AWS profile (default: the usual AWS config)")
         switch.add_argument("--json", action="store_true", help="print the state record as JSON")
         switch.set_defaults(func=_cmd_trading_state)
+    _add_operations_parsers(sub)
+    _add_dashboard_parsers(sub)
     return parser
+
+
+OPERATIONS_ENVIRONMENTS = ("test", "production")
+"""tickstep.operations.environments.ENVIRONMENTS, named here so --help imports nothing."""
+
+
+def _cmd_operations(args: argparse.Namespace) -> int:
+    from tickstep.operations import commands
+
+    if args.command == "deploy":
+        return commands.deploy(args.environment, as_json=args.json)
+    if args.command == "rollback":
+        return commands.rollback(args.environment, to=args.to, as_json=args.json)
+    if args.command == "validate":
+        return int(commands.validate(args.environment, as_json=args.json))
+    return int(commands.health_checks(args.environment, as_json=args.json))
+
+
+def _add_operations_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """deploy, rollback, validate, health-checks: the runbook's commands
+    (deployment/scripts/*.sh wrap them; docs/RUNBOOK.md)."""
+    for name, help_text in (
+        ("deploy", "build, sam deploy, record the release, then validate"),
+        ("rollback", "move every alias back to an earlier release's versions, then health-check"),
+        ("validate", "every named check of a deployed stack, with pass/fail and the reason"),
+        ("health-checks", "the quick read-only checks (safe every minute)"),
+    ):
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("environment", choices=OPERATIONS_ENVIRONMENTS)
+        command.add_argument("--json", action="store_true", help="one JSON document at the end")
+        if name == "rollback":
+            command.add_argument("--to", metavar="RELEASE", help="a release id (default: previous)")
+        command.set_defaults(func=_cmd_operations)
+
+
+def _dashboard_server(args: argparse.Namespace, root: Path, show: Any) -> Any:
+    from tickstep.dashboard.server import DashboardServer
+
+    return DashboardServer(root / "frontend" / "dist", port=args.port, on_report=show)
+
+
+def _cmd_frontend(args: argparse.Namespace) -> int:
+    from tickstep.dashboard.release import deploy_command, rollback_command
+
+    if args.command == "deploy-frontend":
+        return deploy_command(args.environment, dist=args.dist)
+    return rollback_command(args.environment)
+
+
+def _add_dashboard_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``tickstep local --serve [--port N]`` (the dashboard over the offline run) and the
+    page's releases (deployment/scripts/deploy-frontend.sh and rollback-frontend.sh)."""
+    local = sub.choices["local"]
+    local.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the dashboard on 127.0.0.1 during and after the replay (Ctrl-C stops)",
+    )
+    local.add_argument("--port", type=int, default=8765, help="the dashboard's port (0: any)")
+    for name, help_text in (
+        ("deploy-frontend", "upload the built page as a new release and switch CloudFront to it"),
+        ("rollback-frontend", "switch CloudFront back to the previous page release"),
+    ):
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("environment", choices=OPERATIONS_ENVIRONMENTS)
+        if name == "deploy-frontend":
+            command.add_argument("--dist", default="frontend/dist", help="the built page")
+        command.set_defaults(func=_cmd_frontend)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

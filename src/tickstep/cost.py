@@ -8,7 +8,21 @@ Prices: AWS public list prices, region us-east-1 (N. Virginia), on-demand, x86_6
 published on the services' pricing pages and written down here on 2026-11-26. They are
 list prices without the free tier; ``free_tier=True`` subtracts the always-free monthly
 allowances (Lambda 1M requests and 400,000 GB-s, SQS 1M requests, Step Functions 4,000
-Standard transitions, CloudWatch 10 alarms, 10 metrics, 5 GB of logs and 3 dashboards).
+Standard transitions, CloudWatch 10 alarms, 10 metrics, 5 GB of logs and 3 dashboards, X-Ray
+100,000 traces recorded).
+
+Monitoring (issue 11): every alarm of the template is priced ($0.10 each, standard resolution,
+one metric each); custom metrics are the functions' own (:data:`FUNCTION_METRICS`) plus one per
+log metric filter; X-Ray records one trace per traced invocation off the per-market path
+(ingest, reconcile, execute, and the order workflow), since test and production trace
+(``EnableTracing=true`` in samconfig.toml) and signal, risk and the decide workflow do not.
+
+The Lambda durations come from a local run, where every DynamoDB call is moto's, in-process.
+Measured here (2026-11-27, 2 shared cores, 300 calls each): a moto PutItem, GetItem or Query
+takes 0.7-0.9 ms at the median (about 6 ms at p95), against DynamoDB's single-digit
+milliseconds in-region (a few ms from Lambda). So moto does not inflate the durations: it
+understates each call by a few ms. Signal (p50 about 41 ms locally, 3 calls) would bill about
+10 ms more on AWS; at 20 markets on 1m that is under $0.10 a month on the Lambda line.
 """
 
 from __future__ import annotations
@@ -43,6 +57,7 @@ PRICES: dict[str, Decimal] = {
     "alarm_month": Decimal("0.10"),
     "custom_metric_month": Decimal("0.30"),
     "dashboard_month": Decimal("3.00"),
+    "xray_trace_recorded": Decimal("5.00") / 1_000_000,
 }
 
 FREE_TIER = {
@@ -54,7 +69,10 @@ FREE_TIER = {
     "custom_metrics": 10,
     "logs_gb": 5,
     "dashboards": 3,
+    "xray_traces": 100_000,
 }
+FUNCTION_METRICS = 10
+"""The custom metrics the functions emit through Powertools (tickstep namespace)."""
 
 
 MONITORING = "cloudwatch_alarms_metrics_dashboards"
@@ -108,6 +126,8 @@ class Fixed:
     reconcile_memory_mb: int = 512
     secret_calls_per_month: float = 2 * 30 * 24 * 12
     """Execute and reconcile each refetch the cached secret at most every 5 minutes."""
+    traced: bool = True
+    """X-Ray on (test and production); the traced invocations are counted in estimate."""
 
 
 @dataclass
@@ -182,6 +202,11 @@ def estimate(
     sqs = per_tick.sqs_requests * ticks + SQS_POLLS_PER_MONTH
     log_gb = per_tick.log_bytes * ticks / 1e9
     alarms, metrics, dashboards = fixed.alarms, fixed.custom_metrics, fixed.dashboards
+    traces = 0.0
+    if fixed.traced:  # ingest, reconcile, execute and the order workflow: one trace each
+        orders = per_tick.lambda_invocations.get("ExecuteFunction", 0.0) * ticks
+        traces = fixed.ingest_invocations_per_month + fixed.reconcile_invocations_per_month
+        traces += 2 * orders
     if free_tier:
         requests = max(0.0, requests - FREE_TIER["lambda_requests"])
         gb_s = max(0.0, gb_s - FREE_TIER["lambda_gb_seconds"])
@@ -191,6 +216,7 @@ def estimate(
         alarms = max(0, alarms - FREE_TIER["alarms"])
         metrics = max(0, metrics - FREE_TIER["custom_metrics"])
         dashboards = max(0, dashboards - FREE_TIER["dashboards"])
+        traces = max(0.0, traces - FREE_TIER["xray_traces"])
     # One Express execution per tick; its Map decides up to MAP_CONCURRENCY markets at once.
     waves = -(-markets // MAP_CONCURRENCY)
     run_ms = max(100.0, per_tick.decide_duration_ms * waves)
@@ -208,6 +234,7 @@ def estimate(
         "secrets_manager": fixed.secrets * p["secret_month"]
         + (_d(fixed.secret_calls_per_month) * p["secret_api_call"] if fixed.secrets else 0),
         "cloudwatch_logs": _d(log_gb) * p["logs_ingest_gb"],
+        "xray": _d(traces) * p["xray_trace_recorded"],
         MONITORING: alarms * p["alarm_month"]
         + metrics * p["custom_metric_month"]
         + dashboards * p["dashboard_month"],
@@ -262,7 +289,8 @@ def fixed_from_template(template: dict[str, Any], report: dict[str, Any]) -> Fix
     return Fixed(
         secrets=0,  # paper mode creates no secret; add 1 for sandbox or live ($0.40)
         alarms=sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"),
-        custom_metrics=10,
+        custom_metrics=FUNCTION_METRICS
+        + sum(1 for r in resources if r["Type"] == "AWS::Logs::MetricFilter"),
         dashboards=sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard"),
         ingest_duration_ms=float(lam.get("IngestFunction", {}).get("p50_ms", 1500.0)),
         reconcile_duration_ms=float(lam.get("ReconcileFunction", {}).get("p50_ms", 2000.0)),

@@ -1,16 +1,19 @@
-"""The operator's HTTP API, apart from its routes: what a request may carry (each model
-refuses unknown fields, and names the field it refuses), who made it (the IAM identity API
-Gateway verified, never what the body says), and the JSON answers. Powertools' resolver and
-the routes are in ``functions/api/app.py``. No numpy, no ccxt: the API function starts fast.
+"""The HTTP API, apart from its routes: what a request may carry (each model refuses unknown
+fields, and names the field it refuses), who made it (the Cognito user API Gateway's JWT
+authorizer verified, and their groups, never what the body says), and the JSON answers.
+Powertools' resolver and the routes are in ``functions/api/app.py``. No numpy, no ccxt: the
+API function starts fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import from_json
 
 from tickstep.models import OrderStatus, PlainText
 
@@ -41,7 +44,7 @@ class _Http(BaseModel):
 
 
 class _Authorizer(BaseModel):
-    iam: dict[str, Any] | None = None
+    jwt: dict[str, Any] | None = None
 
 
 class _RequestContext(BaseModel):
@@ -51,9 +54,9 @@ class _RequestContext(BaseModel):
 
 
 class HttpApiEvent(BaseModel):
-    """What the resolver and :func:`_caller` read of an HTTP API (payload 2.0) event, checked
-    before routing so a malformed event answers 422 naming the field, not a crash. Other
-    fields are ignored: API Gateway adds fields over time."""
+    """What the resolver and :func:`verified_caller` read of an HTTP API (payload 2.0)
+    event, checked before routing so a malformed event answers 422 naming the field, not a
+    crash. Other fields are ignored: API Gateway adds fields over time."""
 
     raw_path: str = Field(alias="rawPath", min_length=1, max_length=8192)
     request_context: _RequestContext = Field(alias="requestContext")
@@ -64,6 +67,15 @@ class HttpApiEvent(BaseModel):
     cookies: list[str] | None = None
     body: str | None = None
     is_base64_encoded: bool = Field(default=False, alias="isBase64Encoded")
+
+    @field_validator("body")
+    @classmethod
+    def _json_or_nothing(cls, body: str | None) -> str | None:
+        """pydantic's own JSON parser: a body nested 5,000 deep is "recursion limit
+        exceeded", a 422, where the resolver's json.loads would raise RecursionError (a 500)."""
+        if body:
+            from_json(body)
+        return body
 
 
 def invalid(exc: ValidationError | ValueError) -> Response[str]:
@@ -81,6 +93,17 @@ def invalid(exc: ValidationError | ValueError) -> Response[str]:
     )
 
 
+def refusal(exc: ValidationError) -> dict[str, Any]:
+    """A malformed event's 422 as the Lambda answer itself (it never reached the resolver)."""
+    refused = invalid(exc)
+    return {
+        "statusCode": refused.status_code,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": refused.body,
+        "isBase64Encoded": False,
+    }
+
+
 def to_json(data: Any) -> str:
     import json
 
@@ -93,19 +116,57 @@ def ok(data: Any) -> Response[str]:
     )
 
 
-CALLER_FIELD = "requestContext.authorizer.iam"
+def validation_failed(errors: Sequence[Any]) -> Response[str]:
+    """Powertools' request validation errors in this API's shape: each field without the
+    ``body``/``query`` prefix (``reason``, ``status``), and its message."""
+    shaped = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc[:1] in (["body"], ["query"]) and len(loc) > 1:
+            loc = loc[1:]
+        shaped.append({"field": ".".join(loc) or "body", "message": str(err.get("msg", ""))})
+    return Response(
+        status_code=422,
+        content_type=content_types.APPLICATION_JSON,
+        body=to_json({"error": "invalid request", "errors": shaped}),
+    )
 
 
-def verified_caller(raw_event: Mapping[str, Any]) -> str | None:
-    """Who called, as API Gateway's IAM authorizer verified it (an ARN, never a secret), for
-    the audit trail; None when the request carries no verified identity."""
+CALLER_FIELD = "requestContext.authorizer.jwt.claims"
+OPERATORS = "operators"
+"""The Cognito group whose members may halt, reduce and resume (``viewers`` only look)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    """``cognito:<username>``: who changed the trading state, for the audit trail."""
+    groups: frozenset[str]
+
+    @property
+    def operator(self) -> bool:
+        return OPERATORS in self.groups
+
+
+def verified_caller(raw_event: Mapping[str, Any]) -> Caller | None:
+    """Who called, as API Gateway's JWT authorizer verified the Cognito token (a user name,
+    never a secret), and their groups; None when the request carries no verified identity."""
     context = raw_event.get("requestContext") or {}
-    iam = (context.get("authorizer") or {}).get("iam") or {}
-    for key in ("userArn", "callerId"):
-        value = iam.get(key)
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    for key in ("cognito:username", "username", "sub"):
+        value = claims.get(key)
         if isinstance(value, str) and 0 < len(value) <= 2048 and value.isprintable():
-            return value[:128]
+            return Caller(f"cognito:{value}"[:128], _groups(claims.get("cognito:groups")))
     return None
+
+
+def _groups(claim: Any) -> frozenset[str]:
+    """HTTP APIs pass a list claim as text (``[operators viewers]``); tests pass a list."""
+    if isinstance(claim, list):
+        return frozenset(str(g) for g in claim)
+    if isinstance(claim, str):
+        return frozenset(claim.strip("[]").replace(",", " ").split())
+    return frozenset()
 
 
 def forbidden(field: str, message: str) -> Response[str]:

@@ -75,6 +75,14 @@ ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 ENV_EXCHANGE_SECRET_ARN = "EXCHANGE_SECRET_ARN"
 """The secret's name or ARN, never its value: only execute and reconcile may read it."""
 
+ENV_ORDER_STATE_MACHINE_ARN = "ORDER_STATE_MACHINE_ARN"
+ENV_DEAD_LETTER_QUEUE_URLS = "DEAD_LETTER_QUEUE_URLS"
+"""Comma-separated queue URLs (the template joins its dead-letter queues' Refs)."""
+ENV_ALARM_NAME_PREFIX = "ALARM_NAME_PREFIX"
+ENV_RELEASE = "RELEASE"
+ENV_FUNCTION_VERSION = "AWS_LAMBDA_FUNCTION_VERSION"
+"""Set by Lambda itself: the published version this container runs."""
+
 ENV_VARS: dict[str, str] = {
     "mode": ENV_MODE,
     "markets_json": ENV_MARKETS,
@@ -88,6 +96,11 @@ ENV_VARS: dict[str, str] = {
     "idempotency_table": ENV_IDEMPOTENCY_TABLE,
     "event_bus_name": ENV_EVENT_BUS_NAME,
     "exchange_secret_arn": ENV_EXCHANGE_SECRET_ARN,
+    "order_state_machine_arn": ENV_ORDER_STATE_MACHINE_ARN,
+    "dead_letter_queue_urls": ENV_DEAD_LETTER_QUEUE_URLS,
+    "alarm_name_prefix": ENV_ALARM_NAME_PREFIX,
+    "release": ENV_RELEASE,
+    "function_version": ENV_FUNCTION_VERSION,
 }
 """Settings field -> environment variable."""
 
@@ -239,7 +252,18 @@ class ApiSettings(_Markets):
     portfolio_table: Name
     control_table: Name
     event_bus_name: Name
+    candles_table: Name
+    """Each market's last candle: its age (health, the dashboard) and the mark price."""
     signals_table: Name | None = None
+    order_state_machine_arn: Name | None = None
+    """For the link to each order's execution in the Step Functions console."""
+    dead_letter_queue_urls: str = ""
+    alarm_name_prefix: Name | None = None
+    release: Name | None = None
+    function_version: Name | None = None
+
+    def queue_urls(self) -> list[str]:
+        return [u for u in self.dead_letter_queue_urls.split(",") if u]
 
 
 class MarketEntry(BaseModel):

@@ -692,8 +692,13 @@ def test_reconcile_when_the_event_is_not_a_schedule_event_then_names_the_field(
 # -- api --------------------------------------------------------------------------------------
 
 
-def api_event(method: str, path: str, body: Any = None, query: str = "") -> dict[str, Any]:
+def api_event(
+    method: str, path: str, body: Any = None, query: str = "", groups: str = "[operators]"
+) -> dict[str, Any]:
+    """An HTTP API event for ``/api<path>``, from a Cognito user in ``groups``."""
+    path = path if path.startswith("/api/") else f"/api{path}"
     event = sample_event("api")
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = groups
     event["routeKey"] = f"{method} {path}"
     event["rawPath"] = path
     event["rawQueryString"] = query
@@ -727,7 +732,7 @@ def test_api_when_halted_then_state_is_halted_by_the_caller_and_the_change_is_pu
     assert response["statusCode"] == 200
     record = ControlStore(aws.dynamodb, aws.tables["CONTROL_TABLE"]).get()
     assert record.state is TradingState.HALTED
-    assert record.changed_by == "arn:aws:iam::123456789012:user/operator"
+    assert record.changed_by == "cognito:operator"
     changed = aws.bus_events("TradingStateChanged")
     assert [(e["detail"]["previous"], e["detail"]["current"]["state"]) for e in changed] == [
         ("ACTIVE", "HALTED")
@@ -800,14 +805,14 @@ def test_api_halt_when_the_reason_hides_characters_then_the_message_says_which(
 
 @pytest.mark.parametrize(
     "authorizer",
-    [None, {}, {"iam": None}, {"iam": {"userArn": ""}}, {"jwt": {"claims": {"sub": "x"}}}],
-    ids=["no-authorizer", "empty", "iam-null", "blank-arn", "not-iam"],
+    [None, {}, {"jwt": None}, {"jwt": {"claims": {"sub": ""}}}, {"iam": {"userArn": "x"}}],
+    ids=["no-authorizer", "empty", "jwt-null", "blank-sub", "not-jwt"],
 )
-def test_api_halt_without_a_verified_iam_identity_then_403_and_nothing_changes(
+def test_api_halt_without_a_verified_jwt_identity_then_403_and_nothing_changes(
     aws: Aws, function: Loader, context: FakeContext, authorizer: Any
 ) -> None:
     """The audit trail names who API Gateway verified; a request without one (a route
-    deployed without IAM auth by mistake) changes nothing rather than writing "api"."""
+    deployed without the JWT authorizer by mistake) changes nothing rather than writing "api"."""
     event = api_event("POST", "/halt", {"reason": "game day"})
     if authorizer is None:
         del event["requestContext"]["authorizer"]
@@ -817,25 +822,69 @@ def test_api_halt_without_a_verified_iam_identity_then_403_and_nothing_changes(
     response = function("api").handler(event, context)
 
     assert response["statusCode"] == 403
-    assert json.loads(response["body"])["errors"][0]["field"] == "requestContext.authorizer.iam"
+    assert json.loads(response["body"])["errors"][0]["field"] == (
+        "requestContext.authorizer.jwt.claims"
+    )
     assert aws.items("CONTROL_TABLE") == []
     assert aws.bus_events() == []
 
 
-def test_api_halt_records_the_verified_identity_and_ignores_identity_headers(
+@pytest.mark.parametrize("route", ["/halt", "/reduce", "/resume"])
+@pytest.mark.parametrize("groups", ["[viewers]", "", "[operatorsx viewers]"])
+def test_api_state_change_when_the_caller_is_not_an_operator_then_403_and_nothing_changes(
+    aws: Aws, function: Loader, context: FakeContext, route: str, groups: str
+) -> None:
+    event = api_event("POST", route, {"reason": "game day"}, groups=groups)
+
+    response = function("api").handler(event, context)
+
+    assert response["statusCode"] == 403
+    assert json.loads(response["body"])["errors"][0]["field"] == "cognito:groups"
+    assert aws.items("CONTROL_TABLE") == []
+    assert aws.bus_events() == []
+
+
+def test_api_reduce_when_an_operator_asks_then_trading_is_reducing(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    event = api_event("POST", "/reduce", {"reason": "too much risk"}, groups="[viewers operators]")
+
+    response = function("api").handler(event, context)
+
+    assert response["statusCode"] == 200
+    assert ControlStore(aws.dynamodb, aws.tables["CONTROL_TABLE"]).get().state is (
+        TradingState.REDUCING
+    )
+
+
+def test_api_viewer_may_read_the_dashboard_and_amounts_are_decimal_strings(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    body = json.loads(sample_event("execute")["Records"][0]["body"])
+    record_intent(aws, body)
+
+    response = function("api").handler(api_event("GET", "/dashboard", groups="[viewers]"), context)
+
+    assert response["statusCode"] == 200
+    board = json.loads(response["body"])
+    assert board["trading_state"]["state"] == "ACTIVE"
+    assert board["order_count"] == 1
+    assert [o["intent_id"] for o in board["orders"]] == [body["intent"]["intent_id"]]
+    assert all(isinstance(m["position"], str) for m in board["markets"])
+
+
+def test_api_halt_records_the_verified_user_and_ignores_identity_headers(
     aws: Aws, function: Loader, context: FakeContext
 ) -> None:
     event = api_event("POST", "/halt", {"reason": "game day"})
-    event["headers"]["x-amz-user"] = "arn:aws:iam::123456789012:user/someone-else"
-    event["requestContext"]["authorizer"]["iam"]["userArn"] = (
-        "arn:aws:sts::123456789012:assumed-role/Operator/alice"
-    )
+    event["headers"]["x-amz-user"] = "someone-else"
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:username"] = "alice"
 
     response = function("api").handler(event, context)
 
     assert response["statusCode"] == 200
     record = ControlStore(aws.dynamodb, aws.tables["CONTROL_TABLE"]).get()
-    assert record.changed_by == "arn:aws:sts::123456789012:assumed-role/Operator/alice"
+    assert record.changed_by == "cognito:alice"
 
 
 def test_api_orders_when_status_is_unknown_then_422_names_status(
@@ -862,7 +911,12 @@ def test_api_orders_and_positions_when_an_order_was_recorded_then_list_it(
 
     assert [o["intent_id"] for o in orders["orders"]] == [body["intent"]["intent_id"]]
     assert json.loads(positions["body"]) == {"positions": [], "balances": {}}
-    assert health["statusCode"] == 200
+    # Reachable, but no candle stored yet: not healthy, and the body says why, per market.
+    assert health["statusCode"] == 503
+    checked = json.loads(health["body"])
+    assert checked["status"] == "unhealthy"
+    assert "no candle" in json.dumps(checked)
+    assert "intent_id" not in health["body"]  # health shows no order or position
 
 
 def test_api_signals_when_a_buy_was_computed_then_lists_it_for_its_market(

@@ -122,6 +122,11 @@ NOT_CALLED_BY_THE_CODE: dict[str, set[Permission]] = {
     "DecideStateMachine": {(f"logs:{a}", "*") for a in LOG_DELIVERY},
     "OrderStateMachine": {(f"logs:{a}", "*") for a in LOG_DELIVERY},
 }
+# StartOrder starts the order workflow's alias; moto 5.2.5 cannot start an execution through an
+# alias, so the offline stack starts the machine itself and the alias grant is never recorded.
+NOT_CALLED_BY_THE_CODE["DecideStateMachine"] |= {
+    ("states:StartExecution", "${OrderStateMachine}:live")
+}
 
 
 # -- what the template grants ---------------------------------------------------------------
@@ -140,6 +145,8 @@ def resource_name(template: Mapping[str, Any], node: Any) -> str:
         text = str(node["Fn::Sub"])
         for logical_id, resource in template["Resources"].items():
             text = text.replace("${" + logical_id + ".Arn}", logical_id)
+            if text == f"{logical_id}:*":  # its versions and aliases: the recorder names them so
+                return str(logical_id)
             if resource["Type"] == "AWS::SecretsManager::Secret":
                 name = resource["Properties"]["Name"]
                 name = name["Fn::Sub"] if isinstance(name, dict) else name
@@ -197,7 +204,7 @@ def _any_index(resource: str) -> str:
 
 
 def api_event(method: str, path: str, body: Any = None, query: str = "") -> dict[str, Any]:
-    """The sample event (``events/api.json``, an operator signed in with IAM) for a route."""
+    """The sample event (``events/api.json``, a Cognito user in operators) for a route."""
     event: dict[str, Any] = json.loads((ROOT / "events" / "api.json").read_text())
     event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
     event["rawPath"] = path
@@ -213,17 +220,21 @@ def api_event(method: str, path: str, body: Any = None, query: str = "") -> dict
 def call_every_route(cloud: LocalCloud) -> None:
     """The operator's API over the run's ledger: every route, then the kill switch."""
     for method, path, body, query in (
-        ("GET", "/health", None, ""),
-        ("GET", "/status", None, ""),
-        ("GET", "/positions", None, ""),
-        ("GET", "/orders", None, ""),
-        ("GET", "/orders", None, "status=filled&limit=5"),
-        ("GET", "/signals", None, "limit=5"),
-        ("POST", "/halt", {"reason": "least-privilege drill"}, ""),
-        ("POST", "/resume", {"reason": "least-privilege drill over"}, ""),
+        ("GET", "/api/health", None, ""),
+        ("GET", "/api/status", None, ""),
+        ("GET", "/api/positions", None, ""),
+        ("GET", "/api/orders", None, ""),
+        ("GET", "/api/orders", None, "status=filled&limit=5"),
+        ("GET", "/api/signals", None, "limit=5"),
+        ("GET", "/api/dashboard", None, ""),
+        ("POST", "/api/halt", {"reason": "least-privilege drill"}, ""),
+        ("POST", "/api/reduce", {"reason": "least-privilege drill"}, ""),
+        ("POST", "/api/resume", {"reason": "least-privilege drill over"}, ""),
     ):
         response = cloud.invoke("ApiFunction", api_event(method, path, body, query))
-        assert response["statusCode"] == 200, (method, path, response)
+        # The health check answers 503 over replayed (old) candles: it read every component.
+        allowed = (200, 503) if path == "/api/health" else (200,)
+        assert response["statusCode"] in allowed, (method, path, response)
 
 
 def scheduled_event() -> dict[str, Any]:
@@ -439,6 +450,16 @@ def sandbox_with_the_secret(used: Used) -> None:
     forget_secrets()
 
 
+def the_pre_traffic_hook(used: Used) -> None:
+    """CodeDeploy's pre-traffic hook invokes the order path's new versions and reports back
+    (moto knows no hook execution: the report is refused, after the call was recorded)."""
+    event = {"DeploymentId": "d-TEST", "LifecycleEventHookExecutionId": "hook-execution"}
+    with recording() as recorder, LocalCloud(ROOT) as cloud:
+        with pytest.raises(NotImplementedError, match="put_lifecycle_event_hook_execution_status"):
+            cloud.invoke("PreTrafficHookFunction", event)
+        used.add(recorder, cloud)
+
+
 @pytest.fixture(scope="module")
 def used() -> dict[str, set[Permission]]:
     found = Used()
@@ -446,6 +467,7 @@ def used() -> dict[str, set[Permission]]:
     drill(found)
     paper_as_deployed(found)
     sandbox_with_the_secret(found)
+    the_pre_traffic_hook(found)
     return found.by_owner
 
 

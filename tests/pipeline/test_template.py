@@ -28,13 +28,15 @@ SECRET_ID = "ExchangeSecret"
 SECRET_READERS = {"ExecuteFunction", "ReconcileFunction"}
 EVENT_TYPES_WITH_TARGETS = {"Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent"}
 API_ROUTES = {
-    ("GET", "/health"),
-    ("GET", "/status"),
-    ("GET", "/positions"),
-    ("GET", "/orders"),
-    ("GET", "/signals"),
-    ("POST", "/halt"),
-    ("POST", "/resume"),
+    ("GET", "/api/health"),
+    ("GET", "/api/status"),
+    ("GET", "/api/positions"),
+    ("GET", "/api/orders"),
+    ("GET", "/api/signals"),
+    ("GET", "/api/dashboard"),
+    ("POST", "/api/halt"),
+    ("POST", "/api/reduce"),
+    ("POST", "/api/resume"),
 }
 
 
@@ -215,11 +217,14 @@ def test_no_function_environment_holds_a_secret_value(template: dict[str, Any]) 
                 assert references(value) <= {SECRET_ID}, f"{where} refers to {references(value)}"
 
 
-def test_every_api_route_except_health_requires_iam_auth(template: dict[str, Any]) -> None:
+def test_every_api_route_except_health_requires_a_cognito_token(template: dict[str, Any]) -> None:
     api = template["Resources"]["Api"]
     assert api["Type"] == "AWS::Serverless::HttpApi"
-    assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
-    assert api["Properties"]["Auth"]["EnableIamAuthorizer"] is True
+    auth = api["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "CognitoJwt"
+    jwt = auth["Authorizers"]["CognitoJwt"]["JwtConfiguration"]
+    assert jwt["audience"] == [{"Ref": "UserPoolClient"}]
+    assert "${UserPool}" in jwt["issuer"]["Fn::Sub"]
     routes = {}
     for logical_id, props in resources_of(template, "AWS::Serverless::Function"):
         for event in (props.get("Events") or {}).values():
@@ -228,13 +233,17 @@ def test_every_api_route_except_health_requires_iam_auth(template: dict[str, Any
                 routes[route] = (logical_id, event["Properties"])
     assert set(routes) == API_ROUTES
     for route, (_, props) in routes.items():
-        authorizer = props.get("Auth", {}).get("Authorizer", "AWS_IAM")
-        expected = "NONE" if route == ("GET", "/health") else "AWS_IAM"
+        authorizer = props.get("Auth", {}).get("Authorizer", "CognitoJwt")
+        expected = "NONE" if route == ("GET", "/api/health") else "CognitoJwt"
         assert authorizer == expected, f"{route}: authorizer {authorizer}"
 
 
 def test_every_function_uses_its_folder_and_the_app_handler(template: dict[str, Any]) -> None:
     functions = dict(resources_of(template, "AWS::Serverless::Function"))
+    # The deployment's own hooks (CodeDeploy's pre-traffic hook) live with the deployment.
+    hooks = {k for k, p in functions.items() if str(p["CodeUri"]).startswith("deployment/hooks/")}
+    assert hooks == {"PreTrafficHookFunction"}
+    functions = {k: p for k, p in functions.items() if k not in hooks}
     names = {"ingest", "signal", "risk", "execute", "reconcile", "api"}
     assert {f"{name.capitalize()}Function" for name in names} == set(functions)
     assert template["Globals"]["Function"]["Handler"] == "app.handler"

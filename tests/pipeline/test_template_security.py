@@ -457,56 +457,63 @@ def test_the_evaluator_allows_a_forgery_under_an_unconditioned_putevents_grant(
     assert allows(without_null, put_events(template, (None, None)))
 
 
-# -- 4. read-only and operator callers of the API ---------------------------------------------
+# -- 4. people: sign-in, the dashboard's bucket and distribution -----------------------------
 
 
-def api_routes(template: dict[str, Any]) -> set[tuple[str, str]]:
-    return {
-        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::Serverless::Function"
-        for event in (resource["Properties"].get("Events") or {}).values()
-        if event["Type"] == "HttpApi" and event["Properties"].get("ApiId") == {"Ref": "Api"}
-    }
-
-
-def invoke(method: str, path: str, stage: str = "$default") -> Request:
-    arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{stage}/{method}{path}"
-    return Request("execute-api:Invoke", arn)
-
-
-def test_the_read_only_api_policy_allows_every_get_route_and_no_post_route(
+def test_people_are_added_by_an_administrator_into_viewers_or_operators(
     template: dict[str, Any],
 ) -> None:
-    routes = api_routes(template)
-    assert {("POST", "/halt"), ("POST", "/resume"), ("GET", "/status")} <= routes
-    read_only = policy_statements(template, "ApiReadOnlyPolicy", "PolicyDocument")
-    for method, path in routes:
-        assert allows(read_only, invoke(method, path)) is (method == "GET"), (method, path)
-    for method in ("POST", "PUT", "PATCH", "DELETE"):
-        for _, path in routes:
-            assert not allows(read_only, invoke(method, path)), (method, path)
+    pool = template["Resources"]["UserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    groups = {
+        r["Properties"]["GroupName"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Cognito::UserPoolGroup"
+    }
+    assert groups == {"viewers", "operators"}
+    client = template["Resources"]["UserPoolClient"]["Properties"]
+    assert client["AllowedOAuthFlows"] == ["code"]  # with PKCE: a public client, no secret
+    assert client["GenerateSecret"] is False
+    assert "implicit" not in client["AllowedOAuthFlows"]
 
 
-def test_the_operator_api_policy_allows_every_route_and_nothing_else(
+def test_the_frontend_bucket_is_private_and_read_only_by_the_distribution(
     template: dict[str, Any],
 ) -> None:
-    routes = api_routes(template)
-    operator = policy_statements(template, "ApiOperatorPolicy", "PolicyDocument")
-    for method, path in routes:
-        assert allows(operator, invoke(method, path)), (method, path)
-        assert allows(operator, invoke(method, path, stage="prod")), "any stage of this API"
-    assert not allows(operator, invoke("POST", "/admin"))
-    assert not allows(operator, invoke("DELETE", "/halt"))
-    other_api = invoke("POST", "/halt").resource.replace(API_ID, "zzzzzzzzzz")
-    assert not allows(operator, Request("execute-api:Invoke", other_api))
+    bucket = template["Resources"]["FrontendBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    statements = template["Resources"]["FrontendBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allowed] == [{"Service": "cloudfront.amazonaws.com"}]
+    assert allowed[0]["Action"] == "s3:GetObject"
+    assert (
+        "${FrontendDistribution}"
+        in allowed[0]["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    )
 
 
-def test_both_api_policies_are_stack_outputs(template: dict[str, Any]) -> None:
-    outputs = {
-        o["Value"].get("Ref") for o in template["Outputs"].values() if isinstance(o["Value"], dict)
+def test_the_distribution_serves_the_page_and_routes_api_to_the_http_api_with_headers(
+    template: dict[str, Any],
+) -> None:
+    config = template["Resources"]["FrontendDistribution"]["Properties"]["DistributionConfig"]
+    origins = {o["Id"]: o for o in config["Origins"]}
+    assert origins["frontend"]["OriginAccessControlId"] == {
+        "Fn::GetAtt": ["FrontendOriginAccessControl", "Id"]
     }
-    assert {"ApiReadOnlyPolicy", "ApiOperatorPolicy"} <= outputs
+    assert "${Api}" in origins["api"]["DomainName"]["Fn::Sub"]
+    (api,) = config["CacheBehaviors"]
+    assert (api["PathPattern"], api["TargetOriginId"]) == ("/api/*", "api")
+    for behaviour in (config["DefaultCacheBehavior"], api):
+        assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "FrontendHeadersPolicy"}
+    headers = template["Resources"]["FrontendHeadersPolicy"]["Properties"][
+        "ResponseHeadersPolicyConfig"
+    ]["SecurityHeadersConfig"]
+    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    assert "frame-ancestors 'none'" in csp
+    assert "script-src 'self';" in csp
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
 
 
 # -- 6. the exchange secret: its resource policy and its key ----------------------------------

@@ -169,9 +169,16 @@ class LocalCloud:
             self.resolver.refs[logical_id] = arn
         for logical_id, _ in self._resources("AWS::Serverless::Function"):
             self.resolver.refs[logical_id] = logical_id
-        for logical_id, _ in self._resources("AWS::Serverless::StateMachine"):
+            # AutoPublishAlias: the state machines call the alias (the handler either way).
+            arn = self._arn("lambda", f"function:{logical_id}")
+            self.resolver.refs[f"{logical_id}.Alias"] = f"{arn}:live"
+            self.resolver.refs[f"{logical_id}.Version"] = f"{arn}:1"
+        for logical_id, res in self._resources("AWS::Serverless::StateMachine"):
             self.state_machines[logical_id] = self._arn("states", f"stateMachine:{logical_id}")
             self.resolver.refs[logical_id] = self.state_machines[logical_id]
+            alias = res["Properties"].get("AutoPublishAlias")
+            if alias:  # moto 5.2.5 cannot start an execution through an alias: the machine
+                self.resolver.refs[f"{logical_id}Alias{alias}"] = self.state_machines[logical_id]
         for logical_id, res in self._resources("AWS::Serverless::Function"):
             self.functions[logical_id] = self._function_spec(logical_id, res["Properties"])
         for logical_id, res in self._resources("AWS::Serverless::StateMachine"):
@@ -399,7 +406,9 @@ class LocalCloud:
             headers: Any,
             response_headers: Any,
         ) -> bytes:
-            logical_id = function_name.rsplit(":", 1)[-1]
+            # A name, name:qualifier, or an ARN with or without the alias/version qualifier.
+            parts = function_name.split(":")
+            logical_id = parts[6] if function_name.startswith("arn:") else parts[0]
             if logical_id not in cloud.functions:
                 raise LocalRuntimeError(f"invoke: no function {function_name} in template.yaml")
             payload = json.loads(body) if body else {}

@@ -41,6 +41,8 @@ _caller: ContextVar[str | None] = ContextVar("tickstep_local_caller", default=No
 
 _ACTIONS = {("lambda", "Invoke"): "InvokeFunction"}
 """API operations whose IAM action has another name."""
+_IAM_PREFIXES = {"monitoring": "cloudwatch"}
+"""Services whose IAM prefix is not their signing name."""
 _TRANSACT_ITEMS = {
     "Put": "PutItem",
     "Update": "UpdateItem",
@@ -72,6 +74,17 @@ def calls_made_by(logical_id: str) -> Iterator[None]:
         _caller.reset(token)
 
 
+@contextlib.contextmanager
+def runtime_calls() -> Iterator[None]:
+    """The offline runtime's own calls inside an invocation (what it hands a function that
+    AWS would not have, as the dashboard's risk denials): not the function's."""
+    token = _caller.set(None)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
 class CallRecorder:
     """The calls seen, by caller; thread-safe (state machines run in threads)."""
 
@@ -94,7 +107,13 @@ class CallRecorder:
         service = str(model.service_model.signing_name)
         operation = str(model.name)
         found = [
-            Call(caller, service, operation, f"{service}:{action}", resource)
+            Call(
+                caller,
+                service,
+                operation,
+                f"{_IAM_PREFIXES.get(service, service)}:{action}",
+                resource,
+            )
             for action, resource in _needs(service, operation, params)
         ]
         with self._lock:
@@ -104,7 +123,12 @@ class CallRecorder:
         """``{caller: {(action, resource)}}``, resources named by logical id where ``refs``
         (logical id -> physical name, URL or ARN, as ``LocalCloud.resolver.refs``) knows them:
         ``OrdersTable``, ``OrdersTable/index/by_status``; ``*`` stays ``*``."""
-        index = {str(physical): logical for logical, physical in refs.items()}
+        index: dict[str, str] = {}
+        for logical, physical in refs.items():
+            # A resource's own id, not SAM's Fn.Alias/Fn.Version nor a machine's alias stand-in
+            # (offline the same ARN as the machine): they name the resource they belong to.
+            if "." not in logical:
+                index.setdefault(str(physical), logical)
         out: dict[str, set[tuple[str, str]]] = {}
         with self._lock:
             calls = list(self.calls)
@@ -148,6 +172,10 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> list[tupl
         return [(action, str(e.get("EventBusName", "default"))) for e in params.get("Entries", [])]
     if service == "states" and operation in _TASK_TOKEN_OPERATIONS:
         return [(action, "*")]  # no resource-level permissions: the token is the capability
+    if service == "monitoring" and operation == "DescribeAlarms":
+        return [(action, "*")]  # no resource-level permissions for DescribeAlarms
+    if service == "codedeploy" and operation == "PutLifecycleEventHookExecutionStatus":
+        return [(action, "*")]  # names no resource: the hook's execution id is the capability
     key = {
         "states": ("stateMachineArn", "executionArn"),
         "sqs": ("QueueUrl", "QueueName"),
@@ -163,7 +191,10 @@ def _logical(resource: str, index: Mapping[str, str]) -> str:
     table, sep, name = resource.partition("/index/")
     if sep and table in index:
         return f"{index[table]}/index/{name}"
-    for candidate in (resource, resource.rsplit(":", 1)[-1], resource.rsplit("/", 1)[-1]):
+    candidates = [resource, resource.rsplit(":", 1)[-1], resource.rsplit("/", 1)[-1]]
+    if ":function:" in resource:  # a version or alias: its function (arn:...:function:f:live)
+        candidates.append(resource.split(":function:", 1)[1].split(":", 1)[0])
+    for candidate in candidates:
         if candidate in index:
             return index[candidate]
     return resource

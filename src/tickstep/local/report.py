@@ -226,12 +226,12 @@ def _execution_details(
                 )["events"]
                 count += sum(1 for e in history if e["type"].endswith("StateEntered"))
                 if logical_id == "DecideStateMachine":
-                    _count_decide_outcomes(history, outcomes, decisions)
+                    count_decide_outcomes(history, outcomes, decisions)
         transitions[logical_id] = count
     return transitions, outcomes, decisions
 
 
-def _count_decide_outcomes(
+def count_decide_outcomes(
     history: list[dict[str, Any]], outcomes: Counter[str], decisions: Counter[str]
 ) -> None:
     for event in history:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from tickstep.candles import CandleArrays, bundled_series
 from tickstep.config import TradingConfig
@@ -92,6 +92,16 @@ class Progress:
         )
 
 
+class Attachment(Protocol):
+    """Something that runs beside the replay: ``tickstep local --serve``'s dashboard server."""
+
+    def start(self, cloud: LocalCloud) -> None:
+        """The stack is up, the replay about to start."""
+
+    def finish(self, report: dict[str, Any]) -> None:
+        """The replay is over (the stack stays up until this returns)."""
+
+
 @dataclass
 class LocalRun:
     """One offline run: the stack, the simulated market, and what happened."""
@@ -109,6 +119,8 @@ class LocalRun:
     stop_after_intents: int | None = None
     """Stop replaying once the ledger holds this many order intents (the drill)."""
     retry_time_scale: float = 1.0
+    attach: Attachment | None = None
+    """Started once the stack is up, and given the report before the stack goes down."""
     _shown: int = dataclasses.field(default=0, init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
@@ -140,6 +152,7 @@ class LocalRun:
                     logical_id: int(spec.timeout_s * 1000 * self.retry_time_scale)
                     for logical_id, spec in cloud.functions.items()
                 },
+                api_sources=_api_sources(cloud, feed),
             )
             log_file = None
             if self.log_path is not None:
@@ -157,6 +170,8 @@ class LocalRun:
                 f" template {self.root / 'template.yaml'}",
                 file=self.out,
             )
+            if self.attach is not None:
+                self.attach.start(cloud)
             replayed = 0
             for replayed, now in enumerate(ticks, start=1):
                 order_clock.set(now)
@@ -185,15 +200,22 @@ class LocalRun:
                 settle(cloud)
             report = build_report(cloud, series, feed)
             if log_file is not None:
+                report["lambda_log"] = str(self.log_path)
+            self._finish(report, started, replayed)  # the functions log to the file meanwhile
+            if log_file is not None:
                 logging.getLogger("moto").removeHandler(moto_handler)
                 logging.getLogger("moto").propagate = True
                 log_file.close()
-                report["lambda_log"] = str(self.log_path)
+        return report
+
+    def _finish(self, report: dict[str, Any], started: float, replayed: int) -> None:
+        """The run's last figures; then the attachment has the report (and the stack)."""
         report["wall_seconds"] = round(time.monotonic() - started, 2)
         report["ticks"] = replayed
         if self.faults is not None:
             report["faults_injected"] = dict(sorted(self.faults.injected.items()))
-        return report
+        if self.attach is not None:
+            self.attach.finish(report)
 
     def _enough_intents(self, cloud: LocalCloud, started: float) -> bool:
         """Whether the ledger holds ``stop_after_intents`` intents; shows progress by 5%."""
@@ -239,12 +261,22 @@ def _scheduled_event(now_ms: int) -> dict[str, Any]:
     }
 
 
+def _api_sources(cloud: LocalCloud, feed: ReplayFeed) -> dict[str, Any]:
+    """What the API function's dashboard reads here and AWS does not keep (mark prices, risk
+    denials): tickstep.dashboard.local_sources."""
+    from tickstep.dashboard.local_sources import RiskDenials, feed_prices
+
+    return {"prices": feed_prices(feed), "denials": RiskDenials(cloud)}
+
+
 def _injector(
     feed: ReplayFeed,
     clock: SimClock,
     order_clock: TickClock,
     faults: FaultInjector | None = None,
+    *,
     in_progress_ms: dict[str, int] | None = None,
+    api_sources: dict[str, Any] | None = None,
 ) -> Callable[[str, ModuleType], None]:
     """Hand the replay feed and the simulated clock to the functions that read the market
     or the time (as the ccxt client and the wall clock would be in AWS), and, in a drill, an
@@ -271,6 +303,8 @@ def _injector(
                     deps,
                     open_exchange=_chaotic(deps.open_exchange, faults, hidden, order_clock.now_ms),
                 )
+        elif logical_id == "ApiFunction":
+            deps = module.build_dependencies(**(api_sources or {}))
         else:
             deps = module.build_dependencies()
         if logical_id in ("ExecuteFunction", "ReconcileFunction"):

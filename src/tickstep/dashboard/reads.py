@@ -1,0 +1,154 @@
+"""What the API function builds and reads: its dependencies (made once per container, from
+its environment and boto3 clients) and the answers of its GET routes, so the handler only
+routes, validates and serialises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from tickstep.http_api import CALLER_FIELD, forbidden, verified_caller
+from tickstep.models import Market, OrderStatus, TradingState, TradingStateRecord
+from tickstep.ports import (
+    CandleRepository,
+    ControlRepository,
+    OrderRepository,
+    PortfolioRepository,
+    Publisher,
+    SignalRepository,
+)
+from tickstep.usecases.control import set_trading_state
+from tickstep.usecases.control import status as control_status
+from tickstep.usecases.dashboard import DashboardSources, Operations, overview
+
+if TYPE_CHECKING:
+    from tickstep.settings import ApiSettings
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    markets: list[Market]
+    control: ControlRepository
+    orders: OrderRepository
+    portfolio: PortfolioRepository
+    signals: SignalRepository | None
+    candles: CandleRepository
+    publisher: Publisher
+    clock: Callable[[], int]
+    mode: str
+    price: Callable[[Market], Decimal | None]
+    operations: Operations
+
+
+def build(
+    settings: ApiSettings,
+    aws_client: Callable[[str], Any],
+    publisher: Publisher,
+    *,
+    prices: Callable[[Market], Decimal | None] | None = None,
+    denials: Callable[[], Mapping[str, int]] | None = None,
+) -> ApiDeps:
+    """``prices`` and ``denials``: what the offline runtime knows and AWS does not keep (the
+    replay's mark price; the decide workflow's risk decisions, which Express workflows do not
+    keep)."""
+    from tickstep.bootstrap import wall_clock_ms
+    from tickstep.dashboard.sources import last_close_price, operations
+    from tickstep.stores import CandleStore, ControlStore, OrderStore, PortfolioStore, SignalStore
+
+    dynamodb = aws_client("dynamodb")
+    ops = operations(settings, aws_client("cloudwatch"), aws_client("sqs"))
+    return ApiDeps(
+        markets=[m.market for m in settings.markets()],
+        control=ControlStore(dynamodb, settings.control_table),
+        orders=OrderStore(dynamodb, settings.orders_table),
+        portfolio=PortfolioStore(dynamodb, settings.portfolio_table),
+        signals=SignalStore(dynamodb, settings.signals_table) if settings.signals_table else None,
+        candles=CandleStore(dynamodb, settings.candles_table),
+        publisher=publisher,
+        clock=wall_clock_ms,
+        mode=settings.mode.value,
+        price=prices or last_close_price,
+        operations=replace(ops, denials=denials) if denials else ops,
+    )
+
+
+def status(deps: ApiDeps) -> dict[str, Any]:
+    return {"mode": deps.mode, **control_status(deps.control, deps.orders, deps.portfolio)}
+
+
+def positions(deps: ApiDeps) -> dict[str, Any]:
+    balances = deps.portfolio.balances() or {}
+    return {
+        "positions": [p.model_dump(mode="json") for p in deps.portfolio.positions()],
+        "balances": {k: v.model_dump(mode="json") for k, v in balances.items()},
+    }
+
+
+def orders(deps: ApiDeps, status: OrderStatus | None, limit: int) -> dict[str, Any]:
+    statuses = [status] if status else list(OrderStatus)
+    entries = deps.orders.by_status(statuses, limit=limit)
+    return {"orders": [e.model_dump(mode="json") for e in entries]}
+
+
+def signals(deps: ApiDeps, limit: int) -> dict[str, Any]:
+    found = {
+        m.key: [s.model_dump(mode="json") for s in deps.signals.latest(m, limit)]
+        if deps.signals
+        else []
+        for m in deps.markets
+    }
+    return {"signals": found}
+
+
+def change_state(
+    deps: ApiDeps, state: TradingState, reason: str, raw_event: Mapping[str, Any]
+) -> TradingStateRecord | Response[str]:
+    """The kill switch for a verified operator; a 403 naming what is missing otherwise."""
+    caller = verified_caller(raw_event)
+    if caller is None:
+        return forbidden(CALLER_FIELD, "no verified caller identity: the route needs a JWT")
+    if not caller.operator:
+        return forbidden("cognito:groups", "halt, reduce and resume need the operators group")
+    return set_trading_state(
+        state,
+        reason=reason,
+        who=caller.name,
+        now_ms=deps.clock(),
+        control=deps.control,
+        publisher=deps.publisher,
+    )
+
+
+def dashboard(deps: ApiDeps) -> dict[str, Any]:
+    sources = DashboardSources(
+        markets=deps.markets,
+        control=deps.control,
+        orders=deps.orders,
+        portfolio=deps.portfolio,
+        signals=deps.signals,
+        candles=deps.candles,
+        price=deps.price,
+        operations=deps.operations,
+    )
+    return overview(sources, now_ms=deps.clock(), mode=deps.mode)
+
+
+def health(deps: ApiDeps) -> Response[str]:
+    """``GET /api/health``: 200 or 503, each component named (:mod:`tickstep.usecases.health`);
+    no secret, no position."""
+    from tickstep.http_api import to_json
+    from tickstep.usecases.health import check_health
+
+    result = check_health(
+        deps.markets,
+        candles=deps.candles,
+        control=deps.control,
+        dead_letter_depths=deps.operations.dead_letters or dict,
+        now_ms=deps.clock(),
+    )
+    body = to_json(result.to_dict())
+    return Response(200 if result.healthy else 503, "application/json", body)
