@@ -115,7 +115,13 @@ for _path, _state in (
     _kill_switch_route(_path, _state)
 
 
-@lambda_entry(logger, tracer, metrics, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@lambda_entry(
+    logger,
+    tracer,
+    metrics,
+    smoke=dependencies,
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP,
+)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         HttpApiEvent.model_validate(event)

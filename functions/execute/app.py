@@ -100,7 +100,7 @@ def record_handler(record: SQSRecord) -> None:
     logger.warning(message, error=done.error, cause=done.cause, answered=done.answered)
 
 
-@lambda_entry(logger, tracer, metrics, clear_state=True)
+@lambda_entry(logger, tracer, metrics, smoke=dependencies, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parse(event=event, model=SqsModel)
     response = process_partial_response(

@@ -66,7 +66,7 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@lambda_entry(logger, tracer, metrics, clear_state=True)
+@lambda_entry(logger, tracer, metrics, smoke=dependencies, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_event=tick.id)

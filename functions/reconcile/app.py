@@ -56,7 +56,7 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@lambda_entry(logger, tracer, metrics, clear_state=True)
+@lambda_entry(logger, tracer, metrics, smoke=dependencies, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=EventBridgeModel)
     logger.append_keys(schedule_event=tick.id)

@@ -49,7 +49,7 @@ def build_dependencies() -> Deps:
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@lambda_entry(logger, tracer, metrics, clear_state=True)
+@lambda_entry(logger, tracer, metrics, smoke=dependencies, clear_state=True)
 @name_transient_failures
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # pydantic directly: the Powertools Parser package loads every AWS event model (~60 ms of

@@ -6,6 +6,8 @@ the container's life and lets tests and the offline runtime hand in their own in
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -51,13 +53,43 @@ class _NoTracer:
         return method
 
 
-def lambda_entry(logger: Any, tracer: TracerLike, metrics: Any, **inject: Any) -> Callable[[F], F]:
+SMOKE_EVENT: dict[str, str] = {"tickstep": "smoke"}
+"""What the deploy checks and the pre-traffic hook send each function version: it builds its
+dependencies (settings, clients, stores), as its first real event would, and answers
+:func:`smoke_answer` without reading or writing anything."""
+
+
+def smoke_answer(environ: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        **SMOKE_EVENT,
+        "ok": True,
+        "version": environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+    }
+
+
+def lambda_entry(
+    logger: Any,
+    tracer: TracerLike,
+    metrics: Any,
+    *,
+    smoke: Callable[[], object],
+    **inject: Any,
+) -> Callable[[F], F]:
     """Powertools' three decorators, in the order every handler wears them: the Lambda context
     in every log line (``inject``: e.g. ``clear_state`` or a correlation id path), the trace,
-    then the metrics, flushed when the invocation ends."""
+    then the metrics, flushed when the invocation ends. Inside them, the :data:`SMOKE_EVENT`
+    is answered by ``smoke()`` (the handler's dependencies, built) instead of the handler."""
 
     def wear(handler: F) -> F:
-        traced = tracer.capture_lambda_handler(metrics.log_metrics(handler))
+        @functools.wraps(handler)
+        def answer_smoke(event: Any, context: Any) -> Any:
+            if event == SMOKE_EVENT:
+                smoke()
+                logger.info("smoke event answered")
+                return smoke_answer(os.environ)
+            return handler(event, context)
+
+        traced = tracer.capture_lambda_handler(metrics.log_metrics(answer_smoke))
         return cast(F, logger.inject_lambda_context(**inject)(traced))
 
     return wear

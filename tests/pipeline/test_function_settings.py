@@ -10,8 +10,10 @@ from types import ModuleType
 
 import pytest
 
+from tests.pipeline.conftest import Aws, FakeContext
 from tests.unit.test_settings import FUNCTIONS, _required
 from tickstep.settings import ENV_VARS, SettingsError
+from tickstep.wiring import SMOKE_EVENT
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -68,3 +70,29 @@ def test_paper_reconcile_opens_one_account_for_markets_on_any_exchange(
     markets = [_market("binance", "ETH/BTC"), _market("kraken", "ETH/BTC")]
     monkeypatch.setenv("MARKETS", json.dumps(markets))
     assert len(function("reconcile").build_dependencies().markets) == 2
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_function_answers_the_smoke_event_by_building_its_dependencies_and_nothing_else(
+    name: str,
+    aws: Aws,
+    function: Callable[[str], ModuleType],
+    context: FakeContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What validate-deployment.sh and the pre-traffic hook send each version: a version that
+    cannot start (here a required variable missing) fails it, one that can answers it, and
+    neither reads nor writes a table or the bus."""
+    module = function(name)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
+
+    answer = module.handler(SMOKE_EVENT, context)
+
+    assert answer == {"tickstep": "smoke", "ok": True, "version": "7"}
+    assert all(aws.items(table) == [] for table in aws.tables)
+    assert aws.bus_events() == []
+    required = sorted(_required(FUNCTIONS[name]))[0]
+    monkeypatch.setenv(required, "")
+    module.set_dependencies(None)
+    with pytest.raises(SettingsError, match=required):
+        module.handler(SMOKE_EVENT, context)

@@ -408,9 +408,14 @@ class Invocations:
     failing: set[str]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def invocations(monkeypatch: pytest.MonkeyPatch) -> Invocations:
+    """moto's Lambda without Docker echoes each payload: here every function answers the smoke
+    event as a tickstep handler does (tests/pipeline/test_function_settings.py runs the real
+    handlers on it), and the functions in ``failing`` answer an error."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    from tickstep.wiring import SMOKE_EVENT, smoke_answer
 
     seen = Invocations([], set())
     original = LambdaSimpleBackend.invoke
@@ -420,6 +425,8 @@ def invocations(monkeypatch: pytest.MonkeyPatch) -> Invocations:
         if name in seen.failing:
             rest[-1]["x-amz-function-error"] = "Unhandled"  # the response headers
             return b'{"errorType": "Runtime.ImportModuleError"}'
+        if json.loads(body or "null") == SMOKE_EVENT:
+            return json.dumps(smoke_answer({"AWS_LAMBDA_FUNCTION_VERSION": "1"})).encode()
         return original(backend, name, qualifier, body, *rest)
 
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)

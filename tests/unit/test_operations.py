@@ -3,14 +3,18 @@ rollback goes to, and how samconfig.toml's environments are read."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
 
 from tickstep.models import Market, TradingState, TradingStateRecord
 from tickstep.operations.environments import load_environment
+from tickstep.operations.hook import run_pre_traffic_hook
 from tickstep.operations.releases import Release, RollbackRefusedError, rollback_target
 from tickstep.usecases.health import candle_age, check_health
+from tickstep.wiring import SMOKE_EVENT
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="1m")
@@ -120,3 +124,64 @@ def test_environments_are_read_from_samconfig_with_sams_quoting() -> None:
     assert production.parameters["Markets"].startswith('[{"market"')
     with pytest.raises(ValueError, match="one of test, production"):
         load_environment(ROOT / "samconfig.toml", "staging")
+
+
+class _Lambda:
+    """Answers invoke as Lambda does: a tickstep handler's smoke answer, or an error."""
+
+    def __init__(self, answers: dict[str, tuple[str | None, dict[str, object]]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str, object]] = []
+
+    def invoke(self, FunctionName: str, Qualifier: str, Payload: str) -> dict[str, object]:  # noqa: N803
+        self.calls.append((FunctionName, Qualifier, json.loads(Payload)))
+        error, body = self.answers[FunctionName]
+        answer: dict[str, object] = {"Payload": io.BytesIO(json.dumps(body).encode())}
+        if error:
+            answer["FunctionError"] = error
+        return answer
+
+
+class _CodeDeploy:
+    def __init__(self) -> None:
+        self.reported: list[dict[str, str]] = []
+
+    def put_lifecycle_event_hook_execution_status(self, **kwargs: str) -> None:
+        self.reported.append(kwargs)
+
+
+HOOK_EVENT = {"DeploymentId": "d-1", "LifecycleEventHookExecutionId": "h-1"}
+OK = (None, {"tickstep": "smoke", "ok": True, "version": "8"})
+
+
+@pytest.mark.parametrize(
+    ("risk", "status"),
+    [
+        (OK, "Succeeded"),
+        (("Unhandled", {"errorType": "SettingsError"}), "Failed"),  # cannot start
+        ((None, {"tickstep": "smoke"}), "Failed"),  # answered, but not as a tickstep handler
+    ],
+    ids=["all-answer", "one-errors", "one-echoes"],
+)
+def test_pre_traffic_hook_smoke_tests_each_new_version_and_reports_once(
+    risk: tuple[str | None, dict[str, object]], status: str
+) -> None:
+    lam = _Lambda({"arn:aws:lambda:eu-west-1:1:function:signal": OK, "risk": risk})
+    codedeploy = _CodeDeploy()
+
+    result = run_pre_traffic_hook(
+        HOOK_EVENT,
+        targets=["arn:aws:lambda:eu-west-1:1:function:signal:8", "risk:8"],
+        lambda_client=lam,
+        codedeploy=codedeploy,
+    )
+
+    assert result == status
+    assert [(name, version) for name, version, _ in lam.calls] == [
+        ("arn:aws:lambda:eu-west-1:1:function:signal", "8"),
+        ("risk", "8"),
+    ]
+    assert all(payload == SMOKE_EVENT for _, _, payload in lam.calls)
+    assert codedeploy.reported == [
+        {"deploymentId": "d-1", "lifecycleEventHookExecutionId": "h-1", "status": status}
+    ]

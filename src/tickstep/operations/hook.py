@@ -1,7 +1,8 @@
 """CodeDeploy's pre-traffic hook for the order path (deployment/hooks/pretraffic/app.py).
 
 Before CodeDeploy moves any traffic to the new versions of signal, risk and execute, each
-new version is invoked (a DryRun: their events have effects) and must answer; the hook then
+new version is invoked with the smoke event (it builds its dependencies and answers, with no
+effect) and must answer so; the hook then
 reports Succeeded or Failed, and a failure stops the deployment with no traffic moved
 (docs/decisions/0012-canaries-on-the-order-path.md).
 """
@@ -16,12 +17,17 @@ def run_pre_traffic_hook(
     event: dict[str, Any], *, targets: Sequence[str], lambda_client: Any, codedeploy: Any
 ) -> str:
     """Invoke each target (a qualified function ARN) and report the outcome to CodeDeploy."""
+    from tickstep.operations.checks import smoke_invoke
+
     status = "Succeeded"
     for target in targets:
         name, _, version = target.rpartition(":")
         try:
-            lambda_client.invoke(FunctionName=name, Qualifier=version, InvocationType="DryRun")
-        except Exception:  # the new version cannot be invoked: no traffic may reach it
+            failed = smoke_invoke(lambda_client, name, version)
+        except Exception as exc:  # the new version cannot be invoked: no traffic may reach it
+            failed = f"{type(exc).__name__}: {exc}"
+        if failed is not None:
+            print(f"pre-traffic: {target}: {failed}")
             status = "Failed"
     codedeploy.put_lifecycle_event_hook_execution_status(
         deploymentId=event["DeploymentId"],
