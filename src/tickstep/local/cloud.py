@@ -112,6 +112,7 @@ class LocalCloud:
         self._stack.enter_context(moto_patches.fix_moto_early_task_token_answer())
         self._stack.enter_context(moto_patches.fix_moto_execution_status_before_start())
         self._stack.enter_context(moto_patches.reuse_moto_sfn_service_clients())
+        self._stack.enter_context(moto_patches.fast_dynamodb_responses())
         self._stack.enter_context(moto_patches.scaled_retry_sleep(lambda: self.retry_time_scale))
         import boto3
 

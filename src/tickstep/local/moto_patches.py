@@ -17,6 +17,8 @@ shows which patch to revisit:
   (speed only; the service keeps its connections too).
 * :func:`moto_skips_throttled_requests`: a request the drill throttled is not carried out.
 * :func:`scaled_retry_sleep`: the drill runs retry intervals faster than real time.
+* :func:`fast_dynamodb_responses`: DynamoDB answers are written with ``json.dumps`` (speed
+  only: moto's serializer walks each answer's shape, a third of an offline run's time).
 
 The Lambda and EventBridge routing (moto without Docker only echoes an invocation, and does
 not deliver to Step Functions or Lambda targets) lives on ``LocalCloud`` itself, as it
@@ -232,3 +234,42 @@ def fix_moto_early_task_token_answer() -> Iterator[None]:
         yield
     finally:
         cls._wait_for_task_token_heartbeat = original
+
+
+DYNAMODB_JSON = {"Content-Type": "application/x-amz-json-1.0"}
+
+
+@contextlib.contextmanager
+def fast_dynamodb_responses() -> Iterator[None]:
+    """Write moto's DynamoDB answers with ``json.dumps`` instead of its shape-walking serializer.
+
+    AWS's DynamoDB speaks plain JSON, and moto 5.2.5 already builds each answer as the JSON's
+    dict (items in DynamoDB's typed form, numbers as strings), then walks it against the
+    operation's output shape to write it: a third of a ``tickstep local`` run's time. Here an
+    answer that ``json.dumps`` can write is written so; one it cannot (a table description
+    with timestamps) goes through moto's serializer as before. Speed only: a test compares
+    both writers' JSON for every DynamoDB answer of a local run.
+    """
+    import json
+
+    from moto.core.responses import ActionResult
+
+    try:
+        original = ActionResult.execute_result
+    except AttributeError as exc:
+        raise MotoMovedError("moto.core.responses.ActionResult.execute_result") from exc
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.service_model.service_name != "dynamodb":
+            return original(self, context)
+        try:
+            body = json.dumps(self.result)
+        except TypeError:  # datetimes, bytes: moto's serializer knows their wire form
+            return original(self, context)
+        return 200, dict(DYNAMODB_JSON), body
+
+    ActionResult.execute_result = execute_result  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ActionResult.execute_result = original  # type: ignore[method-assign]
