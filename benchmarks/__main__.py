@@ -8,8 +8,11 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from benchmarks import machine
+
 
 def main() -> None:
+    print(f"machine: {machine.describe()}\n")
     for path in sorted(Path(__file__).parent.glob("bench_*.py")):
         module = importlib.import_module(f"{__package__}.{path.stem}")
         print(f"== {path.stem}")

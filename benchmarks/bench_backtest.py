@@ -1,5 +1,9 @@
 """A whole backtest (load, indicators, signals, trades, summary) over 10 markets x 1 year of
-1-minute candles: candles per second and peak memory.
+1-minute candles: candles per second and peak memory. Then the whole ``tickstep backtest``
+command (interpreter start, imports, work, output) over the ten real ``*-BTC_5m.csv`` files
+in ``../shared/data/candles``, as a person runs it, for the comparison with freqtrade's
+``backtesting`` in docs/decisions/0014-backtest-speed.md (freqtrade itself is not installed
+here: that record has how to time it beside this figure).
 
 The candles are a seeded random walk written as CSVs to a temporary directory (not timed).
 Speed is the best of a few runs; peak memory is a separate run under ``tracemalloc`` (it
@@ -10,6 +14,8 @@ arrays.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -22,6 +28,9 @@ from tickstep.backtest import BacktestSettings, run_backtest
 from tickstep.candles import CSV_HEADER
 from tickstep.strategies import StrategyConfig, build_strategy
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CANDLES = ROOT.parent / "shared" / "data" / "candles"
+COMMAND_REPEATS = 3
 MARKETS = 10
 CANDLES = 365 * 24 * 60
 START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -42,6 +51,33 @@ def write_market(path: Path, n: int, seed: int) -> None:
     with path.open("w") as handle:
         handle.write(CSV_HEADER + "\n")
         np.savetxt(handle, columns, fmt=["%d"] + ["%.8f"] * 5, delimiter=",")
+
+
+def backtest_command(files: list[Path]) -> list[str]:
+    """The command 0014 times: sma_cross 10/30, stake 0.01, fee 0.001."""
+    return [
+        sys.executable, "-m", "tickstep.cli", "backtest", "--data", *map(str, files),
+        "--strategy", "sma_cross", "--param", "fast=10", "--param", "slow=30",
+        "--stake", "0.01", "--fee", "0.001",
+    ]  # fmt: skip
+
+
+def time_command() -> None:
+    files = sorted(SHARED_CANDLES.glob("*-BTC_5m.csv"))
+    if not files:
+        print(f"\nwhole command: skipped, no *-BTC_5m.csv in {SHARED_CANDLES}")
+        return
+    subprocess.run(backtest_command(files), capture_output=True, check=True)  # warm bytecode
+    times = []
+    for _ in range(COMMAND_REPEATS):
+        start = time.perf_counter()
+        subprocess.run(backtest_command(files), capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    print(
+        f"\nwhole `tickstep backtest` command, sma_cross 10/30 over {len(files)} "
+        f"*-BTC_5m.csv files: best of {COMMAND_REPEATS} {min(times):.2f} s "
+        f"(runs {', '.join(f'{t:.2f}' for t in times)}); freqtrade's figure: decision 0014"
+    )
 
 
 def main() -> None:
@@ -80,6 +116,7 @@ def main() -> None:
             f"peak memory {peak / 1e6:,.0f} MB (tracemalloc) = {peak / arrays:.2f}x the candle "
             f"arrays ({arrays / 1e6:,.0f} MB for all markets)"
         )
+    time_command()
 
 
 if __name__ == "__main__":

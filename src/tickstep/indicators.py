@@ -37,6 +37,13 @@ _TINY = 1e-290
 # cache and is reused: on 1M candles, fresh 8 MB temporaries cost more (page faults) than
 # the arithmetic itself.
 _CHUNK = 1 << 16
+# Rows per matrix product: OpenBLAS runs a product of at most 65,536 x 4 multiply-adds
+# (its GEMM_MULTITHREAD_THRESHOLD) on the calling thread. Larger ones it splits over its
+# threads, which gains ~2x on idle cores but, with the cores busy, waits for them: measured
+# 4 ms instead of 0.05 ms per slice on two shared cores. At this size the AVX-512
+# (SkylakeX) kernel also takes its small-matrix path, 2x faster than on 4,096 rows; the
+# AVX2 (Haswell) kernel pays ~3% for the extra calls.
+_PRODUCT_ROWS = 65_536 * 4 // (_BLOCK * _BLOCK)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -98,7 +105,8 @@ def _window_sums(x: FloatArray, period: int) -> FloatArray:
 
 
 def _window_sums_and_squares(x: FloatArray, period: int) -> tuple[FloatArray, FloatArray]:
-    """Window sums and sums of squared deviations from the window mean.
+    """Window sums and sums of squared deviations from the window mean (both may be views
+    of ``x`` or of each other's temporaries: read them, do not write them).
 
     Partial windows are merged with Chan's pairwise update (``M = Ma + Mb + δ² na nb / n``):
     every term is non-negative, so the variance of a near-flat window is not the difference
@@ -114,19 +122,19 @@ def _window_sums_and_squares(x: FloatArray, period: int) -> tuple[FloatArray, Fl
         if period & span:
             part_sum = sums[offset : offset + count]
             part_sq = None if squares is None else squares[offset : offset + count]
-            if total_sum is None:
-                total_sum = part_sum.copy()
-                total_sq = np.zeros(count) if part_sq is None else part_sq.copy()
+            if total_sum is None:  # views: the merges below write new arrays
+                total_sum, total_sq = part_sum, part_sq
             else:
-                assert total_sq is not None
                 # Merge the window so far (``offset`` values) with the next ``span`` values.
                 delta = part_sum / span - total_sum / offset
                 np.multiply(delta, delta, out=delta)
                 delta *= offset * span / (offset + span)
-                total_sq += delta
+                if total_sq is not None:
+                    np.add(total_sq, delta, out=delta)
                 if part_sq is not None:
-                    total_sq += part_sq
-                total_sum += part_sum
+                    delta += part_sq
+                total_sq = delta
+                total_sum = total_sum + part_sum
             offset += span
         if span * 2 > period:
             break
@@ -140,8 +148,8 @@ def _window_sums_and_squares(x: FloatArray, period: int) -> tuple[FloatArray, Fl
         squares = delta
         sums = left + right
         span *= 2
-    assert total_sum is not None and total_sq is not None
-    return total_sum, total_sq
+    assert total_sum is not None
+    return total_sum, np.zeros(count) if total_sq is None else total_sq
 
 
 class _Weights(NamedTuple):
@@ -168,7 +176,11 @@ def _block_weights(gain: float, log_decay: float) -> _Weights:
     ``c * fold`` added to the block's first input does if row 0 is ``M[0, 0] *
     decay**j`` with ``fold = decay / M[0, 0]``: so row 0 uses ``M[0, 0] = 1 - decay``
     (rounded) in place of ``gain``, a change of about ``eps`` in its weights' sums.
+    A gain of 1 (period 1) keeps nothing of the past: the identity, no carry.
     """
+    if log_decay == -math.inf:
+        identity = np.eye(_BLOCK)
+        return _Weights(identity, np.zeros(_BLOCK), identity[:, -1].copy(), 0.0)
     steps = np.arange(_BLOCK, dtype=np.float64)
     lag = steps[None, :] - steps[:, None]
     powers = np.exp(np.maximum(lag, 0.0) * log_decay)
@@ -183,14 +195,45 @@ def _block_weights(gain: float, log_decay: float) -> _Weights:
         matrix[j, j] = math.fsum([1.0, -float(carry[j]), *(-float(v) for v in matrix[:j, j])])
     end = matrix[:, -1] / (1.0 - float(carry[-1]))
     fold = float(carry[0]) / float(matrix[0, 0])
-    for array in (matrix, carry, end):
-        array.setflags(write=False)
     return _Weights(matrix, carry, end, fold)
 
 
 def _log_decay(gain: float) -> float:
     """``log(1 - gain)``; a period of 1 (gain 1) keeps nothing of the past."""
     return -math.inf if gain >= 1.0 else math.log1p(-gain)
+
+
+class _Filters(NamedTuple):
+    """The block weights of one filter per row, stacked for ``np.matmul``, and the
+    filters their block ends follow (decay ``decay**_BLOCK``), one level up."""
+
+    matrix: FloatArray  # (rows, _BLOCK, _BLOCK)
+    carry: FloatArray  # (rows, _BLOCK)
+    end: FloatArray  # (rows, _BLOCK, 1)
+    fold: FloatArray  # (rows, 1)
+    gains: tuple[float, ...]  # the block ends' filters
+    log_decays: tuple[float, ...]
+
+
+def _filters_of(*gains: float) -> _Filters:
+    """The stacked weights of the filters with these gains, one per row."""
+    return _filters(gains, tuple(_log_decay(g) for g in gains))
+
+
+@functools.lru_cache(maxsize=64)
+def _filters(gains: tuple[float, ...], log_decays: tuple[float, ...]) -> _Filters:
+    rows = [_block_weights(g, d) for g, d in zip(gains, log_decays, strict=True)]
+    stacked = _Filters(
+        np.stack([w.matrix for w in rows]),
+        np.stack([w.carry for w in rows]),
+        np.stack([w.end for w in rows])[:, :, None],
+        np.array([[w.fold] for w in rows]),
+        tuple(-math.expm1(_BLOCK * d) for d in log_decays),
+        tuple(_BLOCK * d for d in log_decays),
+    )
+    for array in stacked[:4]:
+        array.setflags(write=False)
+    return stacked
 
 
 def _spans(start: int, stop: int, step: int = _CHUNK) -> list[tuple[int, int]]:
@@ -201,32 +244,24 @@ def _linear_filter(x: FloatArray, gain: float, y0: float, out: FloatArray) -> No
     """``out[i] = (1 - gain) * out[i - 1] + gain * x[i]`` with ``out[-1] = y0`` (EMA, Wilder),
     without a loop over values (slices of ``_CHUNK`` carry the state from one to the next).
     ``x`` is left as it is: each slice is filtered from a copy."""
-    log_decay = _log_decay(gain)
+    filters = _filters_of(gain)
     scratch = np.empty((1, min(len(x), _CHUNK)), dtype=np.float64)
     state = np.array([y0])
     for begin, end in _spans(0, len(x)):
         chunk = scratch[:, : end - begin]
         np.copyto(chunk[0], x[begin:end])
-        _filter_slice(chunk, gain, log_decay, state, out[None, begin:end])
+        _filter_slice(chunk, filters, state, out[None, begin:end])
         state = out[end - 1 : end].copy()
 
 
-def _filter_slice(
-    x: FloatArray, gain: float, log_decay: float, y0: FloatArray, out: FloatArray
-) -> None:
-    """Filters every row of ``x`` (series x values; overwritten) into ``out``, row ``i``
-    carrying ``y0[i]`` in.
+def _filter_slice(x: FloatArray, filters: _Filters, y0: FloatArray, out: FloatArray) -> None:
+    """Filters row ``i`` of ``x`` (series x values; overwritten) with filter ``i`` into
+    ``out``, carrying ``y0[i]`` in.
 
     Within a block the filter is a triangular matrix product. The block ends obey the same
     recurrence with ``decay**_BLOCK``: they are solved first, recursively (each level is 16x
     shorter), and folded into each block's first value, so one product gives every block."""
     series, n = x.shape
-    if n == 0:
-        return
-    if log_decay == -math.inf:
-        np.multiply(x, gain, out=out)
-        return
-    weights = _block_weights(gain, log_decay)
     rows = n // _BLOCK if n > _BLOCK else 0
     size = rows * _BLOCK
     last = y0
@@ -235,21 +270,79 @@ def _filter_slice(
         # Block ends follow Y = D Y + end with D = carry[-1]; the last column sums to
         # exactly 1 - D, so end / (1 - D) is price-like and the level above is the same
         # normalised filter, with decay D. starts[:, r] is carried into block r.
-        block_log_decay = _BLOCK * log_decay
         starts = np.empty((series, rows + 1), dtype=np.float64)
         starts[:, 0] = y0
-        ends = blocks @ weights.end
-        _filter_slice(ends, -math.expm1(block_log_decay), block_log_decay, y0, starts[:, 1:])
+        ends = np.matmul(blocks, filters.end)[:, :, 0]
+        _filter_slice(ends, _filters(filters.gains, filters.log_decays), y0, starts[:, 1:])
         last = starts[:, -1]
         starts = starts[:, :-1]
-        blocks[:, :, 0] += starts * weights.fold
+        starts *= filters.fold
+        blocks[:, :, 0] += starts
         body = out[:, :size].reshape(series, rows, _BLOCK)
-        np.matmul(blocks, weights.matrix, out=body)
+        for first in range(0, rows, _PRODUCT_ROWS):
+            part = slice(first, first + _PRODUCT_ROWS)
+            np.matmul(blocks[:, part], filters.matrix, out=body[:, part])
     rest = n - size
     if rest:
-        tail = out[:, size:]
-        np.matmul(x[:, size:], weights.matrix[:rest, :rest], out=tail)
-        tail += last[:, None] * weights.carry[:rest]
+        tail = out[:, None, size:]
+        np.matmul(x[:, None, size:], filters.matrix[:, :rest, :rest], out=tail)
+        tail += (last[:, None] * filters.carry[:, :rest])[:, None, :]
+
+
+@functools.lru_cache(maxsize=16)
+def _line_weights(slow_gain: float, fast_gain: float) -> FloatArray:
+    """``(_BLOCK + 2) x _BLOCK`` weights of MACD's line within a block: fast minus slow
+    EMA weights of the block's inputs, then the weights of the fast and of the slow EMA's
+    value carried into the block (two more inputs)."""
+    slow = _block_weights(slow_gain, _log_decay(slow_gain))
+    fast = _block_weights(fast_gain, _log_decay(fast_gain))
+    weights = np.vstack([fast.matrix - slow.matrix, fast.carry, -slow.carry])
+    weights.setflags(write=False)
+    return weights
+
+
+def _macd_line(
+    x: FloatArray,
+    emas: _Filters,
+    weights: FloatArray,
+    state: FloatArray,
+    *,
+    line: FloatArray,
+    inputs: FloatArray,
+) -> FloatArray:
+    """One slice of MACD's line (fast EMA minus slow EMA) into ``line``, from ``state``, the
+    (slow, fast) EMAs before ``x[0]``; returns them at the last whole block's end (the
+    slice's end when its length is a multiple of ``_BLOCK``, as every slice but the last).
+
+    Both EMAs' block ends are solved as in :func:`_filter_slice`; then each block of the
+    line is one product of its 16 inputs and the two carried EMA values with
+    :func:`_line_weights`: 18 multiply-adds a value where two filters and a subtraction
+    take 32 and one more pass. ``inputs`` is scratch of at least ``len(x) // _BLOCK`` rows.
+    """
+    n = len(x)
+    rows = n // _BLOCK if n > _BLOCK else 0
+    size = rows * _BLOCK
+    starts = np.empty((2, rows + 1), dtype=np.float64)
+    starts[:, 0] = state
+    if rows:
+        blocks = x[:size].reshape(rows, _BLOCK)
+        ends = np.matmul(blocks, emas.end)[:, :, 0]
+        _filter_slice(ends, _filters(emas.gains, emas.log_decays), state, starts[:, 1:])
+        work = inputs[:rows]
+        np.copyto(work[:, :_BLOCK], blocks)
+        work[:, _BLOCK] = starts[1, :-1]
+        work[:, _BLOCK + 1] = starts[0, :-1]
+        body = line[:size].reshape(rows, _BLOCK)
+        step = _PRODUCT_ROWS * _BLOCK // (_BLOCK + 2)
+        for first in range(0, rows, step):
+            np.matmul(work[first : first + step], weights, out=body[first : first + step])
+    last = starts[:, -1]
+    rest = n - size
+    if rest:
+        tail = line[size:]
+        np.matmul(x[size:], weights[:rest, :rest], out=tail)
+        tail += last[1] * weights[_BLOCK, :rest] + last[0] * weights[_BLOCK + 1, :rest]
+    return last
 
 
 def _ema_from(x: FloatArray, period: int, seed_end: int, out: FloatArray) -> None:
@@ -267,6 +360,15 @@ def _output(n: int, lookback: int) -> FloatArray:
     out = np.empty(n, dtype=np.float64)
     out[:lookback] = np.nan
     return out
+
+
+def _outputs(n: int, lookback: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Three outputs as rows of one allocation: three separate arrays of a million values
+    are three large allocations that the C allocator maps and unmaps on every call, and
+    their first touch (page faults, zeroing) cost more than MACD's arithmetic."""
+    out = np.empty((3, n), dtype=np.float64)
+    out[:, :lookback] = np.nan
+    return out[0], out[1], out[2]
 
 
 def _true_range(
@@ -327,8 +429,8 @@ def rsi(close: npt.ArrayLike, period: int = 14) -> FloatArray:
     out = _output(n, p)
     if n <= p:
         return out
-    gain_coef = 1.0 / p
-    log_decay = _log_decay(gain_coef)
+    gain = 1.0 / p
+    filters = _filters_of(gain, gain)
     # Row 0: doubled gains (change + |change|, exact), row 1: absolute changes; both rows
     # are smoothed by one matrix product, and the doubling is undone in the ratio.
     first = np.diff(x[: p + 1])
@@ -343,7 +445,7 @@ def rsi(close: npt.ArrayLike, period: int = 14) -> FloatArray:
         np.subtract(x[begin:end], x[begin - 1 : end - 1], out=gains)
         np.abs(gains, out=changes)
         gains += changes
-        _filter_slice(moves[:, :size], gain_coef, log_decay, state, averages[:, :size])
+        _filter_slice(moves[:, :size], filters, state, averages[:, :size])
         state = averages[:, size - 1].copy()
         _rsi_values(averages[0, :size], averages[1, :size], out[begin:end])
     return out
@@ -367,30 +469,37 @@ def macd(
         raise ValueError(f"fast: must be <= slow, got fast={f}, slow={s}")
     n = len(x)
     lookback = s + g - 2
-    line, sig, hist = _output(n, lookback), _output(n, lookback), _output(n, lookback)
+    line, sig, hist = _outputs(n, lookback)
     if n <= lookback:
         return line, sig, hist
-    # Both EMAs run over the same slices: the fast one into line, the slow one into a
-    # slice-sized buffer that is then subtracted from it.
-    fast_gain, slow_gain = 2.0 / (f + 1), 2.0 / (s + 1)
-    fast_log_decay, slow_log_decay = _log_decay(fast_gain), _log_decay(slow_gain)
-    fast_state = np.array([_sequential_mean(x[s - f : s])])
-    slow_state = np.array([_sequential_mean(x[:s])])
-    line[s - 1] = fast_state[0] - slow_state[0]
-    scratch, slow_ema = np.empty((2, 1, min(n - s, _CHUNK)), dtype=np.float64)
+    # The line comes from one matrix product per slice (_macd_line); the signal EMA follows
+    # it slice by slice, from its seed (the mean of the first ``g`` values of the line) on,
+    # so no output is read back from memory in a second pass.
+    slow_gain, fast_gain = 2.0 / (s + 1), 2.0 / (f + 1)
+    emas = _filters_of(slow_gain, fast_gain)
+    weights = _line_weights(slow_gain, fast_gain)
+    signal_filter = _filters_of(2.0 / (g + 1))
+    state = np.array([_sequential_mean(x[:s]), _sequential_mean(x[s - f : s])])
+    line[s - 1] = state[1] - state[0]
+    chunk = min(n - s, _CHUNK)
+    inputs = np.empty((chunk // _BLOCK, _BLOCK + 2), dtype=np.float64)
+    scratch = np.empty((1, chunk), dtype=np.float64)
+    signal_state: FloatArray | None = None
     for begin, end in _spans(s, n):
-        size = end - begin
-        np.copyto(scratch[0, :size], x[begin:end])
-        _filter_slice(scratch[:, :size], slow_gain, slow_log_decay, slow_state, slow_ema[:, :size])
-        np.copyto(scratch[0, :size], x[begin:end])
-        _filter_slice(
-            scratch[:, :size], fast_gain, fast_log_decay, fast_state, line[None, begin:end]
-        )
-        fast_state, slow_state = line[end - 1 : end].copy(), slow_ema[:, size - 1].copy()
-        line[begin:end] -= slow_ema[0, :size]
-    _ema_from(line[s - 1 :], g, g - 1, sig[s - 1 :])
+        state = _macd_line(x[begin:end], emas, weights, state, line=line[begin:end], inputs=inputs)
+        if end <= lookback:
+            continue
+        if signal_state is None:
+            sig[lookback] = _sequential_mean(line[s - 1 : lookback + 1])
+            hist[lookback] = line[lookback] - sig[lookback]
+            signal_state = sig[lookback : lookback + 1].copy()
+        start = max(begin, lookback + 1)
+        part = scratch[:, : end - start]
+        np.copyto(part[0], line[start:end])
+        _filter_slice(part, signal_filter, signal_state, sig[None, start:end])
+        signal_state = sig[end - 1 : end].copy()
+        np.subtract(line[start:end], sig[start:end], out=hist[start:end])
     line[s - 1 : lookback] = np.nan
-    np.subtract(line[lookback:], sig[lookback:], out=hist[lookback:])
     return line, sig, hist
 
 
@@ -407,16 +516,22 @@ def bbands(
     if not math.isfinite(width_factor):
         raise ValueError(f"nbdev: must be finite, got {nbdev!r}")
     n = len(x)
-    upper, middle, lower = _output(n, p - 1), _output(n, p - 1), _output(n, p - 1)
+    upper, middle, lower = _outputs(n, p - 1)
     up, mid, low = upper[p - 1 :], middle[p - 1 :], lower[p - 1 :]
-    for begin, end in _spans(0, len(mid), max(_CHUNK, p)):
+    if width_factor < 0:  # a negative width swaps the bands
+        up, low = low, up
+    # width * sqrt(M / p) as sqrt(M * width² / p): one pass fewer, within an ulp or two.
+    variance_scale = width_factor * width_factor / p
+    step = max(_CHUNK, p)
+    width = np.empty(min(len(mid), step), dtype=np.float64)
+    for begin, end in _spans(0, len(mid), step):
         sums, squares = _window_sums_and_squares(x[begin : end + p - 1], p)
+        half_width = width[: end - begin]
         np.divide(sums, p, out=mid[begin:end])
-        np.divide(squares, p, out=squares)
-        np.sqrt(squares, out=squares)
-        squares *= width_factor
-        np.add(mid[begin:end], squares, out=up[begin:end])
-        np.subtract(mid[begin:end], squares, out=low[begin:end])
+        np.multiply(squares, variance_scale, out=half_width)
+        np.sqrt(half_width, out=half_width)
+        np.add(mid[begin:end], half_width, out=up[begin:end])
+        np.subtract(mid[begin:end], half_width, out=low[begin:end])
     return upper, middle, lower
 
 
@@ -437,7 +552,7 @@ def atr(
     first = np.empty((2, p), dtype=np.float64)
     out[p] = _sequential_mean(_true_range(h[1 : p + 1], lo[1 : p + 1], c[:p], *first))
     gain = 1.0 / p
-    log_decay = _log_decay(gain)
+    filters = _filters_of(gain)
     true_range, scratch = np.empty((2, 1, min(n - p - 1, _CHUNK)), dtype=np.float64)
     for begin, end in _spans(p + 1, n):
         size = end - begin
@@ -446,5 +561,5 @@ def atr(
             h[begin:end], lo[begin:end], prev_close, true_range[0, :size], scratch[0, :size]
         )
         state = out[begin - 1 : begin].copy()
-        _filter_slice(true_range[:, :size], gain, log_decay, state, out[None, begin:end])
+        _filter_slice(true_range[:, :size], filters, state, out[None, begin:end])
     return out

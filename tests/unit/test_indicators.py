@@ -206,6 +206,52 @@ def test_sma_and_ema_when_period_is_one_then_return_the_input() -> None:
     np.testing.assert_array_equal(indicators.ema(close, 1), close)
 
 
+def test_macd_when_fast_period_is_one_then_line_is_price_less_slow_ema() -> None:
+    # A gain-1 filter (the price itself) stacked with the slow EMA; TA-Lib refuses fast=1.
+    close = random_walk(300, seed=5)[2]
+    line, signal, hist = indicators.macd(close, 1, 5, 3)
+    expected_line = close - talib.EMA(close, 5)
+    expected_signal = np.full(300, np.nan)
+    expected_signal[4:] = talib.EMA(expected_line[4:], 3)
+    expected_line[:6] = np.nan
+    atol = macd_atol(close, 5)
+    assert_matches(line, expected_line, atol=atol)
+    assert_matches(signal, expected_signal, atol=atol)
+    assert_matches(hist, expected_line - expected_signal, atol=atol)
+
+
+def test_macd_when_signal_seed_lies_past_the_first_slice_then_matches_talib(
+    walk: tuple[FloatArray, FloatArray, FloatArray],
+) -> None:
+    # lookback 66,032 > 65,536: the signal EMA starts in the second slice of the line.
+    close = walk[2]
+    for line, reference in zip(
+        indicators.macd(close, 12, 26, 66_008), talib.MACD(close, 12, 26, 66_008), strict=True
+    ):
+        assert_matches(line, reference, atol=macd_atol(close, 26))
+
+
+@pytest.mark.parametrize("nbdev", [-2.0, 0.0])
+def test_bbands_when_width_is_negative_or_zero_then_matches_talib(nbdev: float) -> None:
+    # A negative width puts the "upper" band below the middle one, as in TA-Lib.
+    close = random_walk(500, seed=7)[2]
+    for band, reference in zip(
+        indicators.bbands(close, 20, nbdev), talib.BBANDS(close, 20, nbdev, nbdev), strict=True
+    ):
+        assert_matches(band, reference, atol=band_atol(close))
+
+
+def test_three_output_indicators_when_called_then_outputs_are_separate_arrays() -> None:
+    # MACD and the bands come from one allocation; writing one output leaves the others.
+    close = random_walk(100, seed=6)[2]
+    for outputs in (indicators.macd(close), indicators.bbands(close)):
+        before = [output.copy() for output in outputs]
+        outputs[0][:] = -1.0
+        np.testing.assert_array_equal(outputs[1], before[1])
+        np.testing.assert_array_equal(outputs[2], before[2])
+        assert all(output.shape == (100,) and output.flags.c_contiguous for output in outputs)
+
+
 def test_atr_when_period_is_one_then_is_talib_true_range() -> None:
     high, low, close = random_walk(50, seed=4)
     assert_matches(indicators.atr(high, low, close, 1), talib.TRANGE(high, low, close))
