@@ -225,44 +225,40 @@ def check_max_notional(
     intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
 ) -> Check:
     """Caps what one BUY may cost, whatever sizing asked for (a fat-finger guard)."""
-    if intent.side is Side.SELL:
-        return _PASS
     notional = amount * order_price(intent, ctx)
-    if notional > limits.max_notional_per_order:
-        return _deny(
-            ReasonCode.MAX_NOTIONAL,
-            f"order notional {_fmt(notional)} exceeds {_fmt(limits.max_notional_per_order)}",
-        )
-    return _PASS
+    cap = limits.max_notional_per_order
+    return _buy_cap(intent, notional, cap, ReasonCode.MAX_NOTIONAL, "order notional {} exceeds {}")
 
 
 def check_max_position(
     intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
 ) -> Check:
     """Caps this market's position value after a BUY fills, at the order's price."""
-    if intent.side is Side.SELL:
-        return _PASS
     value = (ctx.position + amount) * order_price(intent, ctx)
-    if value > limits.max_position_per_market:
-        return _deny(
-            ReasonCode.MAX_POSITION,
-            f"position value {_fmt(value)} would exceed {_fmt(limits.max_position_per_market)}",
-        )
-    return _PASS
+    cap = limits.max_position_per_market
+    return _buy_cap(
+        intent, value, cap, ReasonCode.MAX_POSITION, "position value {} would exceed {}"
+    )
 
 
 def check_max_exposure(
     intent: OrderIntent, ctx: RiskContext, limits: RiskLimits, amount: Decimal
 ) -> Check:
     """Caps the value of every position together after a BUY fills."""
-    if intent.side is Side.SELL:
-        return _PASS
     exposure = ctx.total_exposure + amount * order_price(intent, ctx)
-    if exposure > limits.max_total_exposure:
-        return _deny(
-            ReasonCode.MAX_EXPOSURE,
-            f"total exposure {_fmt(exposure)} would exceed {_fmt(limits.max_total_exposure)}",
-        )
+    cap = limits.max_total_exposure
+    return _buy_cap(
+        intent, exposure, cap, ReasonCode.MAX_EXPOSURE, "total exposure {} would exceed {}"
+    )
+
+
+def _buy_cap(
+    intent: OrderIntent, value: Decimal, cap: Decimal, code: ReasonCode, says: str
+) -> Check:
+    """A cap on what a BUY adds (a SELL only ever lowers it): ``value`` above ``cap`` denies
+    with ``code``, ``says`` formatted with both."""
+    if intent.side is Side.BUY and value > cap:
+        return _deny(code, says.format(_fmt(value), _fmt(cap)))
     return _PASS
 
 
