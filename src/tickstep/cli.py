@@ -223,28 +223,22 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     )
     from tickstep.strategies import StrategyConfig, build_strategy, parse_param_assignments
 
-    try:
-        params = parse_param_assignments(args.param)
-        strategy = build_strategy(StrategyConfig(name=args.strategy, params=params))
-        step = None if args.amount_step is None else _decimal("--amount-step", args.amount_step)
-        settings = BacktestSettings(
-            _decimal("--stake", args.stake), _decimal("--fee", args.fee), step
-        )
-        # Before the run: a missing matplotlib or folder fails fast, not after it.
-        if args.json:
-            _output_file("--json", args.json, "report.json")
-        if args.plot:
-            from tickstep.plot import require_matplotlib
+    # A ConfigError (a bad option, file or strategy) is answered by main(): exit 2, named.
+    params = parse_param_assignments(args.param)
+    strategy = build_strategy(StrategyConfig(name=args.strategy, params=params))
+    step = None if args.amount_step is None else _decimal("--amount-step", args.amount_step)
+    settings = BacktestSettings(_decimal("--stake", args.stake), _decimal("--fee", args.fee), step)
+    # Before the run: a missing matplotlib or folder fails fast, not after it.
+    if args.json:
+        _output_file("--json", args.json, "report.json")
+    if args.plot:
+        from tickstep.plot import require_matplotlib
 
-            require_matplotlib()
-            _output_file("--plot", args.plot, "report.png")
-        progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-        result = run_backtest(args.data, strategy, settings, progress=progress)
-    except ConfigError as exc:
-        print(f"tickstep backtest: {exc}", file=sys.stderr)
-        return 2
-    for warning in result.warnings:
-        print(f"tickstep backtest: warning: {warning}", file=sys.stderr)
+        require_matplotlib()
+        _output_file("--plot", args.plot, "report.png")
+    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    result = run_backtest(args.data, strategy, settings, progress=progress)
+    _warn("backtest", result.warnings)
     print(render_summary(result))
     if args.json:
         write_json(result, args.json, args.equity_points)
@@ -271,25 +265,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         write_model,
     )
 
-    try:
-        out = _output_file("--out", args.out, "model.json")  # before the work: fail fast
-        options = TrainOptions(
-            horizon=args.horizon,
-            folds=args.folds,
-            holdout=args.holdout,
-            l2=args.l2,
-            seed=args.seed,
-            buy_above=args.buy_above,
-            sell_below=args.sell_below,
-            stake=_decimal("--stake", args.stake),
-            fee=_decimal("--fee", args.fee),
-        )
-        result = train_files(args.data, options)
-    except ConfigError as exc:
-        print(f"tickstep train: {exc}", file=sys.stderr)
-        return 2
-    for warning in result.warnings:
-        print(f"tickstep train: warning: {warning}", file=sys.stderr)
+    # A ConfigError (a bad option or file) is answered by main(): exit 2, named.
+    out = _output_file("--out", args.out, "model.json")  # before the work: fail fast
+    options = TrainOptions(
+        horizon=args.horizon,
+        folds=args.folds,
+        holdout=args.holdout,
+        l2=args.l2,
+        seed=args.seed,
+        buy_above=args.buy_above,
+        sell_below=args.sell_below,
+        stake=_decimal("--stake", args.stake),
+        fee=_decimal("--fee", args.fee),
+    )
+    result = train_files(args.data, options)
+    _warn("train", result.warnings)
     print(render_train_summary(result))
     write_model(result.model, out)
     print(f"model written to {out}")
@@ -537,8 +527,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ConfigError, FileNotFoundError) as exc:
-        print(f"tickstep: {exc}", file=sys.stderr)
+        print(f"tickstep {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _warn(command: str, warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"tickstep {command}: warning: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":
