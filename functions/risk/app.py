@@ -49,7 +49,7 @@ def build_dependencies() -> Deps:
     from tickstep.aws import EventBus
     from tickstep.bootstrap import aws_client, decide_once, wall_clock_ms
     from tickstep.settings import Mode, RiskSettings
-    from tickstep.stores import CandleStore, ControlStore, PortfolioStore
+    from tickstep.stores import CandleStore, ControlStore, DenialStore, PortfolioStore
 
     settings = RiskSettings.from_env(os.environ)
     dynamodb = aws_client("dynamodb")
@@ -71,6 +71,7 @@ def build_dependencies() -> Deps:
         candles=CandleStore(dynamodb, settings.candles_table),
         portfolio=PortfolioStore(dynamodb, settings.portfolio_table),
         control=ControlStore(dynamodb, settings.control_table),
+        denials=DenialStore(dynamodb, settings.control_table),
         publisher=EventBus(aws_client("events"), settings.event_bus_name),
         fallback_rules=fallback_rules,
         start_balances=lambda: settings.paper_settings().balances,

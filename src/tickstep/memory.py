@@ -10,6 +10,7 @@ kill switch is "ACTIVE, never set" until someone sets it. No boto3, and money st
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -306,6 +307,23 @@ class MemoryPortfolio:
             raise StaleWrite("the paper account changed since it was read")
         self._paper = (state_json, version + 1)
         return version + 1
+
+
+class MemoryDenials:
+    """:class:`~tickstep.ports.DenialCounts`: denials by reason, by day."""
+
+    def __init__(self) -> None:
+        self.days: dict[int, Counter[str]] = {}
+
+    def count(self, day: int, reasons: Sequence[str]) -> None:
+        self.days.setdefault(day, Counter()).update(set(reasons))
+
+    def since(self, day: int, today: int) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for d, counts in self.days.items():
+            if day <= d <= today:
+                total.update(counts)
+        return dict(sorted(total.items()))
 
 
 class MemoryControl:

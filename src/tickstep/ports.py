@@ -107,6 +107,14 @@ class ControlRepository(Protocol):
     def set(self, record: TradingStateRecord, *, unless: TradingState | None = None) -> bool: ...
 
 
+class DenialCounts(Protocol):
+    """How many intents risk denied, by reason code and UTC day (what the dashboard shows:
+    AWS keeps no history of the Express decide workflow that made the decisions)."""
+
+    def count(self, day: int, reasons: Sequence[str]) -> None: ...
+    def since(self, day: int, today: int) -> dict[str, int]: ...
+
+
 class Publisher(Protocol):
     def publish(self, source: str, detail_type: str, details: Sequence[dict[str, Any]]) -> None: ...
 

@@ -42,6 +42,7 @@ from tickstep.memory import (
     MemoryBus,
     MemoryCandles,
     MemoryControl,
+    MemoryDenials,
     MemoryOrders,
     MemoryPortfolio,
     MemorySignals,
@@ -244,6 +245,7 @@ class PaperSession:
             self.bus,
             fallback_rules=_paper_rules,
             start_balances=lambda: config.paper.balances,
+            denials=MemoryDenials(),
         )
         self.stats = {m.key: MarketStats() for m in self.markets}
         self.decisions: Counter[str] = Counter()

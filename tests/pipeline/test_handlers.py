@@ -294,8 +294,31 @@ def test_risk_when_the_event_carries_a_wild_price_then_denies_against_the_stored
         "reference price 0.000000000001 is 100.00% from the last stored close 0.03527"
         in (decision["detail"])
     )
-    assert aws.items("CONTROL_TABLE") == []  # a denial, not a halt
+    # A denial, not a halt: the trading state is untouched, the denial's reasons are counted.
+    day = sample_close_ms() // 86_400_000
+    counted = {"pk": {"S": f"denials#{day}"}}
+    counted |= {reason: {"N": "1"} for reason in decision["reasons"]}
+    assert aws.items("CONTROL_TABLE") == [counted]
     assert aws.bus_events() == []
+
+
+def test_risk_denial_when_the_intent_is_delivered_again_then_counted_once_and_shown(
+    aws: Aws, function: Loader, context: FakeContext
+) -> None:
+    """Risk decides each intent once (Idempotency): a redelivery gets the first decision and
+    counts nothing more. The dashboard shows the last days' denials by reason."""
+    app = risk_app(function, sample_close_ms())
+    event = forged_risk_event("1E-12")
+
+    first = app.handler(event, context)
+    again = app.handler(event, context)
+
+    assert again == first
+    api = function("api")
+    deps = api.build_dependencies()
+    api.set_dependencies(type(deps)(**{**deps.__dict__, "clock": sample_close_ms}))
+    board = json.loads(api.handler(api_event("GET", "/dashboard"), context)["body"])
+    assert board["risk_denials"] == dict.fromkeys(first["decision"]["reasons"], 1)
 
 
 def test_risk_when_no_candle_is_stored_for_the_intent_then_denies_no_market_data(

@@ -13,9 +13,10 @@ from botocore.stub import Stubber
 
 from tests.pipeline.conftest import Aws
 from tickstep.aws import TaskTokens
+from tickstep.memory import MemoryDenials
 from tickstep.models import Candle, Market, Order, OrderStatus, OrderType, Side
 from tickstep.ports import StaleWrite
-from tickstep.stores import CandleStore, OrderStore
+from tickstep.stores import CandleStore, DenialStore, OrderStore
 from tickstep.stores.candles import BACKOFF_BASE_S, BACKOFF_CAP_S, UNPROCESSED_ATTEMPTS
 
 MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
@@ -174,3 +175,24 @@ def test_task_tokens_when_the_token_is_unknown_then_not_taken_and_other_errors_r
         stub.add_client_error("send_task_failure", service_error_code="ThrottlingException")
         with pytest.raises(ClientError, match="Throttling"):
             tokens.fail("a-token", "FatalExchangeError", json.dumps({"why": "test"}))
+
+
+def test_denial_counts_add_per_reason_and_day_and_sum_over_a_window(aws: Aws) -> None:
+    store = DenialStore(aws.dynamodb, aws.tables["CONTROL_TABLE"])
+    memory = MemoryDenials()
+    denials = [
+        (100, ["PRICE_BAND", "MAX_NOTIONAL"]),
+        (100, ["PRICE_BAND", "PRICE_BAND"]),  # one denial names a reason once
+        (101, ["TRADING_HALTED"]),
+        (90, ["MAX_EXPOSURE"]),  # outside the window below
+        (102, []),  # nothing to count
+    ]
+    for day, reasons in denials:
+        store.count(day, reasons)
+        memory.count(day, reasons)
+
+    expected = {"MAX_NOTIONAL": 1, "PRICE_BAND": 2, "TRADING_HALTED": 1}
+    assert store.since(95, 102) == memory.since(95, 102) == expected
+    assert store.since(101, 101) == memory.since(101, 101) == {"TRADING_HALTED": 1}
+    assert store.since(0, 102)["MAX_EXPOSURE"] == 1
+    assert store.since(103, 110) == {}

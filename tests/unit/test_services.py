@@ -24,6 +24,7 @@ from tickstep.memory import (
     MemoryBus,
     MemoryCandles,
     MemoryControl,
+    MemoryDenials,
     MemoryOrders,
     MemoryPortfolio,
     MemoryTaskAnswers,
@@ -303,6 +304,7 @@ def run_risk(
         publisher=bus,
         fallback_rules=lambda m: DEFAULT_RULES,
         start_balances=lambda: {"BTC": Decimal(1)},
+        denials=MemoryDenials(),
     )
     return check_risk(request or risk_input(buy_intent()), ports, now_ms=now)
 

@@ -69,7 +69,9 @@ def test_lambda_entry_when_a_handler_wears_it_then_logs_carry_the_context_and_me
         invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
         aws_request_id: str = "req-1"
 
-    @lambda_entry(logger, tracer, metrics, clear_state=True)
+    smoked: list[bool] = []
+
+    @lambda_entry(logger, tracer, metrics, smoke=lambda: smoked.append(True), clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> str:
         logger.append_keys(call=event["n"])
         logger.info("handled")
@@ -83,3 +85,7 @@ def test_lambda_entry_when_a_handler_wears_it_then_logs_carry_the_context_and_me
     flushed = [line for line in lines if "Handled" in line]
     assert [(log["function_name"], log["call"]) for log in logs] == [("fn", 1), ("fn", 2)]
     assert len(flushed) == 2 and flushed[0]["Handled"] == [1.0]
+    # The smoke event builds the dependencies (smoke) and never reaches the handler.
+    assert handler({"tickstep": "smoke"}, Context())["ok"] is True
+    assert smoked == [True]
+    assert "handled" not in capsys.readouterr().out

@@ -16,6 +16,7 @@ from tickstep.models import Market, OrderStatus, TradingState, TradingStateRecor
 from tickstep.ports import (
     CandleRepository,
     ControlRepository,
+    DenialCounts,
     OrderRepository,
     PortfolioRepository,
     Publisher,
@@ -42,6 +43,11 @@ class ApiDeps:
     mode: str
     price: Callable[[Market], Decimal | None]
     operations: Operations
+    denials: DenialCounts
+
+
+DENIAL_DAYS = 7
+"""The dashboard's risk denials cover this many UTC days, today included."""
 
 
 def build(
@@ -50,17 +56,23 @@ def build(
     publisher: Publisher,
     *,
     prices: Callable[[Market], Decimal | None] | None = None,
-    denials: Callable[[], Mapping[str, int]] | None = None,
 ) -> ApiDeps:
-    """``prices`` and ``denials``: what the offline runtime knows and AWS does not keep (the
-    replay's mark price; the decide workflow's risk decisions, which Express workflows do not
-    keep)."""
+    """``prices``: the offline runtime's mark price (the replay's). Risk denials by reason are
+    the risk function's counts for the last :data:`DENIAL_DAYS` UTC days."""
     from tickstep.bootstrap import wall_clock_ms
     from tickstep.dashboard.sources import last_close_price, operations
-    from tickstep.stores import CandleStore, ControlStore, OrderStore, PortfolioStore, SignalStore
+    from tickstep.stores import (
+        CandleStore,
+        ControlStore,
+        DenialStore,
+        OrderStore,
+        PortfolioStore,
+        SignalStore,
+    )
 
     dynamodb = aws_client("dynamodb")
     ops = operations(settings, aws_client("cloudwatch"), aws_client("sqs"))
+
     return ApiDeps(
         markets=[m.market for m in settings.markets()],
         control=ControlStore(dynamodb, settings.control_table),
@@ -72,7 +84,8 @@ def build(
         clock=wall_clock_ms,
         mode=settings.mode.value,
         price=prices or last_close_price,
-        operations=replace(ops, denials=denials) if denials else ops,
+        operations=ops,
+        denials=DenialStore(dynamodb, settings.control_table),
     )
 
 
@@ -124,6 +137,9 @@ def change_state(
 
 
 def dashboard(deps: ApiDeps) -> dict[str, Any]:
+    now = deps.clock()
+    today = now // 86_400_000
+    first = today - DENIAL_DAYS + 1
     sources = DashboardSources(
         markets=deps.markets,
         control=deps.control,
@@ -132,9 +148,9 @@ def dashboard(deps: ApiDeps) -> dict[str, Any]:
         signals=deps.signals,
         candles=deps.candles,
         price=deps.price,
-        operations=deps.operations,
+        operations=replace(deps.operations, denials=lambda: deps.denials.since(first, today)),
     )
-    return overview(sources, now_ms=deps.clock(), mode=deps.mode)
+    return overview(sources, now_ms=now, mode=deps.mode)
 
 
 def health(deps: ApiDeps) -> Response[str]:

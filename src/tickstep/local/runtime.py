@@ -262,11 +262,11 @@ def _scheduled_event(now_ms: int) -> dict[str, Any]:
 
 
 def _api_sources(cloud: LocalCloud, feed: ReplayFeed) -> dict[str, Any]:
-    """What the API function's dashboard reads here and AWS does not keep (mark prices, risk
-    denials): tickstep.dashboard.local_sources."""
-    from tickstep.dashboard.local_sources import RiskDenials, feed_prices
+    """What the API function's dashboard reads here and not on AWS: the replay's mark prices
+    (tickstep.dashboard.local_sources)."""
+    from tickstep.dashboard.local_sources import feed_prices
 
-    return {"prices": feed_prices(feed), "denials": RiskDenials(cloud)}
+    return {"prices": feed_prices(feed)}
 
 
 def _injector(

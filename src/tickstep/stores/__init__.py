@@ -10,9 +10,16 @@ conditional, so a redelivery changes nothing and a stale writer fails instead of
 """
 
 from tickstep.stores.candles import CandleStore
-from tickstep.stores.control import ControlStore
+from tickstep.stores.control import ControlStore, DenialStore
 from tickstep.stores.orders import OrderStore
 from tickstep.stores.portfolio import PortfolioStore
 from tickstep.stores.signals import SignalStore
 
-__all__ = ["CandleStore", "ControlStore", "OrderStore", "PortfolioStore", "SignalStore"]
+__all__ = [
+    "CandleStore",
+    "ControlStore",
+    "DenialStore",
+    "OrderStore",
+    "PortfolioStore",
+    "SignalStore",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tickstep.models import (
@@ -70,3 +71,42 @@ class ControlStore:
         except condition_failed(self._client):
             return False
         return True
+
+
+DENIALS_KEY = "denials#{day}"
+"""One item a UTC day (``day``: days since the epoch): a number attribute per reason code."""
+
+
+class DenialStore:
+    """:class:`~tickstep.ports.DenialCounts` in the control table; risk is its only writer."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def count(self, day: int, reasons: Sequence[str]) -> None:
+        """Add one to each reason of one denial (an atomic ADD: concurrent deciders agree)."""
+        if not reasons:
+            return
+        names = {f"#r{i}": reason for i, reason in enumerate(sorted(set(reasons)))}
+        self._client.update_item(
+            TableName=self._table,
+            Key={PK: _s(DENIALS_KEY.format(day=day))},
+            UpdateExpression="ADD " + ", ".join(f"{name} :one" for name in names),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    def since(self, day: int, today: int) -> dict[str, int]:
+        """Denials by reason from ``day`` to ``today``, both included (at most 100 days)."""
+        keys = [{PK: _s(DENIALS_KEY.format(day=d))} for d in range(max(day, today - 99), today + 1)]
+        totals: dict[str, int] = {}
+        request: dict[str, Any] = {self._table: {"Keys": keys}}
+        while request:
+            answer = self._client.batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(self._table, []):
+                for reason, value in from_item(item).items():
+                    if reason != PK:
+                        totals[reason] = totals.get(reason, 0) + int(value)
+            request = answer.get("UnprocessedKeys") or {}
+        return dict(sorted(totals.items()))

@@ -15,7 +15,13 @@ from tickstep.models import (
     Position,
 )
 from tickstep.portfolio import equity_of
-from tickstep.ports import CandleRepository, ControlRepository, PortfolioRepository, Publisher
+from tickstep.ports import (
+    CandleRepository,
+    ControlRepository,
+    DenialCounts,
+    PortfolioRepository,
+    Publisher,
+)
 from tickstep.usecases.control import set_trading_state
 
 if TYPE_CHECKING:
@@ -36,6 +42,8 @@ class RiskPorts:
     """A market's rules when ingest has cached none yet."""
     start_balances: Callable[[], Mapping[str, Decimal]]
     """The account's balances before its first fill (the paper account's configuration)."""
+    denials: DenialCounts
+    """Where each denial's reasons are counted (the dashboard's "risk denials by reason")."""
 
 
 def check_risk(request: RiskInput, ports: RiskPorts, *, now_ms: int) -> RiskOutput:
@@ -87,6 +95,8 @@ def check_risk(request: RiskInput, ports: RiskPorts, *, now_ms: int) -> RiskOutp
         rules=portfolio.rules(market) or ports.fallback_rules(market),
     )
     decision = evaluate(intent, ctx, ports.limits)
+    if not decision.approved:  # once per intent: the risk function decides each intent once
+        ports.denials.count(now_ms // 86_400_000, [r.value for r in decision.reasons])
     if decision.new_trading_state is not None:
         set_trading_state(
             decision.new_trading_state,
