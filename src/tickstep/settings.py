@@ -79,7 +79,8 @@ ENV_ORDER_STATE_MACHINE_ARN = "ORDER_STATE_MACHINE_ARN"
 ENV_DEAD_LETTER_QUEUE_URLS = "DEAD_LETTER_QUEUE_URLS"
 """Comma-separated queue URLs (the template joins its dead-letter queues' Refs)."""
 ENV_ALARM_NAME_PREFIX = "ALARM_NAME_PREFIX"
-ENV_RELEASE = "RELEASE"
+ENV_RELEASE_PARAMETER = "RELEASE_PARAMETER"
+"""The SSM parameter whose value is the deployed release (deploy-backend.sh records it)."""
 ENV_FUNCTION_VERSION = "AWS_LAMBDA_FUNCTION_VERSION"
 """Set by Lambda itself: the published version this container runs."""
 
@@ -99,7 +100,7 @@ ENV_VARS: dict[str, str] = {
     "order_state_machine_arn": ENV_ORDER_STATE_MACHINE_ARN,
     "dead_letter_queue_urls": ENV_DEAD_LETTER_QUEUE_URLS,
     "alarm_name_prefix": ENV_ALARM_NAME_PREFIX,
-    "release": ENV_RELEASE,
+    "release_parameter": ENV_RELEASE_PARAMETER,
     "function_version": ENV_FUNCTION_VERSION,
 }
 """Settings field -> environment variable."""
@@ -259,7 +260,7 @@ class ApiSettings(_Markets):
     """For the link to each order's execution in the Step Functions console."""
     dead_letter_queue_urls: str = ""
     alarm_name_prefix: Name | None = None
-    release: Name | None = None
+    release_parameter: Name | None = None
     function_version: Name | None = None
 
     def queue_urls(self) -> list[str]:

@@ -990,3 +990,40 @@ def test_every_handler_when_it_builds_its_clients_then_each_has_the_one_retry_po
         assert config.retries["total_max_attempts"] == RETRIES["total_max_attempts"]
         assert config.connect_timeout == TIMEOUTS["connect_timeout"]
         assert config.read_timeout == TIMEOUTS["read_timeout"]
+
+
+def test_api_dashboard_shows_the_release_deploy_backend_recorded(
+    aws: Aws, function: Loader, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from tickstep.operations.releases import Release, record
+    from tickstep.operations.stack import Clients
+
+    monkeypatch.setenv("RELEASE_PARAMETER", "/tickstep/tickstep-test/release")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "12")
+    api = function("api")
+
+    before = json.loads(api.handler(api_event("GET", "/dashboard"), context)["body"])
+    release = Release(
+        id="20261127T120000Z-deploy",
+        kind="deploy",
+        commit="abc1234",
+        time="2026-11-27T12:00:00Z",
+        who="arn:aws:iam::123456789012:user/operator",
+        functions={"RiskFunction": "7", "ApiFunction": "12"},
+    )
+    record(Clients(boto3.Session(region_name=REGION)), "tickstep-test", release)
+    after = json.loads(api.handler(api_event("GET", "/dashboard"), context)["body"])
+
+    assert before["release"] == {"api": "12", "release": "none recorded"}
+    assert after["release"] == {
+        "api": "12",
+        "id": "20261127T120000Z-deploy",
+        "kind": "deploy",
+        "commit": "abc1234",
+        "time": "2026-11-27T12:00:00Z",
+        "who": "arn:aws:iam::123456789012:user/operator",
+        "Api": "12",
+        "Risk": "7",
+    }

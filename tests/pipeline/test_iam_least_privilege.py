@@ -51,7 +51,7 @@ from tickstep.local.cloud import LocalCloud
 from tickstep.local.faults import FaultInjector
 from tickstep.local.recorder import CallRecorder, calls_made_by, recording
 from tickstep.local.runtime import settle
-from tickstep.local.template import load_template
+from tickstep.local.template import PSEUDO, load_template
 from tickstep.models import CandleClosed
 from tickstep.stores import CandleStore, PortfolioStore
 
@@ -101,6 +101,7 @@ SAM_POLICY_TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "EventBridgePutEventsPolicy": ("EventBusName", ("events:PutEvents",)),
 }
 
+LOCAL_STACK = str(PSEUDO["AWS::StackName"])
 KMS_KEYS = "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
 LOG_DELIVERY = (
     "CreateLogDelivery",
@@ -153,6 +154,9 @@ def resource_name(template: Mapping[str, Any], node: Any) -> str:
                 arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
                 if text == f"{arn}:secret:{name}-??????":  # the 6 characters AWS appends
                     return str(logical_id)
+        ssm = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+        if text.startswith(ssm):  # a parameter: named as the code names it
+            return text.removeprefix(ssm).replace("${AWS::StackName}", LOCAL_STACK)
         return text
     raise AssertionError(f"teach this test to name the resource {node!r}")
 

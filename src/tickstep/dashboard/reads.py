@@ -71,7 +71,7 @@ def build(
     )
 
     dynamodb = aws_client("dynamodb")
-    ops = operations(settings, aws_client("cloudwatch"), aws_client("sqs"))
+    ops = operations(settings, aws_client("cloudwatch"), aws_client("sqs"), aws_client("ssm"))
 
     return ApiDeps(
         markets=[m.market for m in settings.markets()],

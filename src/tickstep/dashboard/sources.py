@@ -4,6 +4,7 @@ Functions console. Every adapter takes its boto3 client (moto-backed in tests)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -70,18 +71,39 @@ def console_url(state_machine_arn: str) -> Callable[[LedgerEntry], str | None]:
     return url
 
 
-def operations(settings: ApiSettings, cloudwatch: Any, sqs: Any) -> Operations:
-    release = {
-        k: v for k, v in (("api", settings.function_version), ("release", settings.release)) if v
-    }
+def operations(settings: ApiSettings, cloudwatch: Any, sqs: Any, ssm: Any) -> Operations:
     return Operations(
         alarms=alarms_in_alarm(cloudwatch, settings.alarm_name_prefix),
         dead_letters=dead_letter_depths(sqs, settings.queue_urls()),
-        release=release or None,
+        release=deployed_release(ssm, settings.release_parameter, settings.function_version),
         execution_url=console_url(settings.order_state_machine_arn)
         if settings.order_state_machine_arn
         else None,
     )
+
+
+def deployed_release(
+    ssm: Any, parameter: str | None, api_version: str | None
+) -> Callable[[], dict[str, str]]:
+    """The release deploy-backend.sh or rollback-backend.sh recorded last (its id, kind,
+    commit, time, who, and the version each function's alias runs), and the version this API
+    function runs. No release recorded yet (a stack deployed by hand) shows as such."""
+
+    def release() -> dict[str, str]:
+        shown = {"api": api_version} if api_version else {}
+        if parameter is None:
+            return shown
+        try:
+            value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            return {**shown, "release": "none recorded"}
+        recorded = json.loads(value)
+        shown |= {k: str(recorded[k]) for k in ("id", "kind", "commit", "time", "who")}
+        functions = recorded.get("functions", {})
+        shown |= {name.removesuffix("Function"): str(v) for name, v in sorted(functions.items())}
+        return shown
+
+    return release
 
 
 def last_close_price(_: Market) -> Decimal | None:

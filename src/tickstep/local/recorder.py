@@ -182,6 +182,7 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> list[tupl
         "lambda": ("FunctionName",),
         "secretsmanager": ("SecretId",),
         "events": ("EventBusName", "Name"),
+        "ssm": ("Name",),
     }.get(service, ())
     resource = next((str(params[k]) for k in key if k in params), UNKNOWN)
     return [(action, resource)]

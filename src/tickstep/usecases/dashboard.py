@@ -43,7 +43,7 @@ class Operations:
     denials: Callable[[], Mapping[str, int]] | None = None
     alarms: Callable[[], list[str]] | None = None
     dead_letters: Callable[[], Mapping[str, int]] | None = None
-    release: Mapping[str, str] | None = None
+    release: Callable[[], Mapping[str, str]] | None = None
     execution_url: Callable[[LedgerEntry], str | None] | None = None
 
 
@@ -94,7 +94,7 @@ def overview(sources: DashboardSources, *, now_ms: int, mode: str) -> dict[str, 
         "risk_denials": dict(ops.denials()) if ops.denials else None,
         "alarms": ops.alarms() if ops.alarms else None,
         "dead_letters": dict(ops.dead_letters()) if ops.dead_letters else None,
-        "release": dict(ops.release) if ops.release else None,
+        "release": dict(ops.release()) if ops.release else None,
     }
 
 
