@@ -17,12 +17,13 @@ log metric filter; X-Ray records one trace per traced invocation off the per-mar
 (ingest, reconcile, execute, and the order workflow), since test and production trace
 (``EnableTracing=true`` in samconfig.toml) and signal, risk and the decide workflow do not.
 
-The Lambda durations come from a local run, where every DynamoDB call is moto's, in-process.
-Measured here (2026-11-27, 2 shared cores, 300 calls each): a moto PutItem, GetItem or Query
-takes 0.7-0.9 ms at the median (about 6 ms at p95), against DynamoDB's single-digit
-milliseconds in-region (a few ms from Lambda). So moto does not inflate the durations: it
-understates each call by a few ms. Signal (p50 about 41 ms locally, 3 calls) would bill about
-10 ms more on AWS; at 20 markets on 1m that is under $0.10 a month on the Lambda line.
+Lambda durations are what each function would bill on Lambda, not what it took here, where
+every AWS call is answered by moto in-process (and waits for the GIL behind the Step
+Functions interpreter's threads). The offline runtime times each invocation and the AWS SDK
+calls inside it (tickstep.local.recorder.sdk_time); the modelled duration is the invocation's
+own compute (its duration less the time inside SDK calls) plus, for each call, the latency
+the service publishes (:data:`AWS_CALL_LATENCY_MS`). Both figures are in the local report
+(``p50_ms``, ``p50_modelled_ms``) and docs/decisions/0003-cost.md compares them.
 """
 
 from __future__ import annotations
@@ -59,6 +60,33 @@ PRICES: dict[str, Decimal] = {
     "dashboard_month": Decimal("3.00"),
     "xray_trace_recorded": Decimal("5.00") / 1_000_000,
 }
+
+AWS_CALL_LATENCY_MS: dict[str, float] = {
+    "dynamodb": 10.0,
+    "sqs": 20.0,
+    "events": 20.0,
+    "stepfunctions": 20.0,
+    "secretsmanager": 20.0,
+}
+"""Latency of one API call from a Lambda function in the same region, by service, for the
+modelled durations. DynamoDB publishes "single-digit millisecond" latency: modelled at the top
+of that, 10 ms. SQS publishes typical SendMessage, ReceiveMessage and DeleteMessage latencies
+"in the tens or low hundreds of milliseconds" (Amazon SQS FAQs): 20 ms. EventBridge
+PutEvents, Step Functions (SendTask*) and Secrets Manager publish no per-call figure: 20 ms,
+as SQS. A service not listed: :data:`DEFAULT_CALL_LATENCY_MS`."""
+DEFAULT_CALL_LATENCY_MS = 20.0
+
+
+def modelled_duration_ms(local_ms: float, sdk_ms: float, calls: dict[str, int]) -> float:
+    """An invocation's duration on Lambda: what it took here (``local_ms``) without the time
+    spent inside AWS SDK calls (``sdk_ms``, moto's), plus each call's published latency.
+    ``calls``: ``service:Operation`` -> count (tickstep.local.recorder.SdkTime.calls)."""
+    latency = sum(
+        AWS_CALL_LATENCY_MS.get(call.split(":", 1)[0], DEFAULT_CALL_LATENCY_MS) * n
+        for call, n in calls.items()
+    )
+    return max(0.0, local_ms - sdk_ms) + latency
+
 
 FREE_TIER = {
     "lambda_requests": 1_000_000,
@@ -97,7 +125,7 @@ class PerTick:
     lambda_invocations: dict[str, float]
     """Function -> invocations per market decision (ingest is per schedule, not per market)."""
     lambda_duration_ms: dict[str, float]
-    """Function -> median duration in ms (Lambda bills per 1 ms)."""
+    """Function -> median duration in ms on Lambda (modelled; Lambda bills per 1 ms)."""
     lambda_memory_mb: dict[str, int]
     decide_duration_ms: float
     """Time one market's iteration keeps the Express workflow running."""
@@ -108,6 +136,9 @@ class PerTick:
     dynamodb_writes: float
     dynamodb_reads: float
     log_bytes: float = 600.0
+    lambda_duration_local_ms: dict[str, float] = field(default_factory=dict)
+    """Function -> median duration in ms measured here (moto answering the AWS calls), shown
+    beside the modelled one; not priced."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +292,7 @@ def per_tick_from_report(report: dict[str, Any], memory_mb: dict[str, int]) -> P
         raise ValueError("report: no signal invocations, nothing to scale")
     per_decision = ("SignalFunction", "RiskFunction", "ExecuteFunction")
     invocations = {f: lam[f]["invocations"] / decisions for f in per_decision if f in lam}
-    durations = {f: float(lam[f]["p50_ms"]) for f in invocations}
+    durations = {f: _billed_ms(lam[f]) for f in invocations}
     orders = report["orders"]["intents"] / decisions
     invocations_all = sum(f["invocations"] for f in lam.values())
     log_bytes = (
@@ -280,7 +311,16 @@ def per_tick_from_report(report: dict[str, Any], memory_mb: dict[str, int]) -> P
         dynamodb_writes=1.0 + 8.0 * orders,
         dynamodb_reads=2.0 + 10.0 * orders,
         log_bytes=log_bytes,
+        lambda_duration_local_ms={f: float(lam[f]["p50_ms"]) for f in invocations},
     )
+
+
+def _billed_ms(stats: dict[str, Any], default: float | None = None) -> float:
+    """A function's median duration on Lambda from a local report: the modelled one (a report
+    older than the model has only the local one)."""
+    if not stats and default is not None:
+        return default
+    return float(stats.get("p50_modelled_ms", stats["p50_ms"]))
 
 
 def fixed_from_template(template: dict[str, Any], report: dict[str, Any]) -> Fixed:
@@ -292,6 +332,6 @@ def fixed_from_template(template: dict[str, Any], report: dict[str, Any]) -> Fix
         custom_metrics=FUNCTION_METRICS
         + sum(1 for r in resources if r["Type"] == "AWS::Logs::MetricFilter"),
         dashboards=sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard"),
-        ingest_duration_ms=float(lam.get("IngestFunction", {}).get("p50_ms", 1500.0)),
-        reconcile_duration_ms=float(lam.get("ReconcileFunction", {}).get("p50_ms", 2000.0)),
+        ingest_duration_ms=_billed_ms(lam.get("IngestFunction", {}), 1500.0),
+        reconcile_duration_ms=_billed_ms(lam.get("ReconcileFunction", {}), 2000.0),
     )

@@ -104,6 +104,40 @@ def test_local_run_report_has_the_documented_fields(run: dict[str, Any]) -> None
     assert run["state_transitions"]["DecideStateMachine"] > 0
 
 
+def test_local_run_models_each_function_on_lambda_with_its_calls_published_latency(
+    run: dict[str, Any],
+) -> None:
+    """Every invocation's duration is also modelled on Lambda: its own compute plus the
+    published latency of each AWS call it made (here, moto answered them in-process)."""
+    from tickstep.cost import AWS_CALL_LATENCY_MS
+
+    for name, stats in run["lambda"].items():
+        assert stats["p50_modelled_ms"] > 0, name
+    # Signal reads its candles (a Query) and perhaps writes the signal: at least one call.
+    assert run["lambda"]["SignalFunction"]["p50_modelled_ms"] >= AWS_CALL_LATENCY_MS["dynamodb"]
+    # Ingest writes candles, moves its cursor and publishes: several calls each time.
+    ingest = run["lambda"]["IngestFunction"]
+    assert ingest["p50_modelled_ms"] >= 3 * AWS_CALL_LATENCY_MS["dynamodb"]
+
+
+def test_sdk_time_when_calls_are_made_inside_then_counts_them_and_their_time() -> None:
+    from tickstep.local.recorder import sdk_time
+
+    with LocalCloud(ROOT, {"TradingMode": "paper"}) as cloud:
+        table = next(iter(cloud.tables.values()))
+        cloud.ddb.describe_table(TableName=table)  # outside any invocation: not counted
+        with sdk_time() as spent:
+            cloud.ddb.describe_table(TableName=table)
+            cloud.ddb.scan(TableName=table)
+            cloud.sqs.list_queues()
+        assert dict(spent.calls) == {
+            "dynamodb:DescribeTable": 1,
+            "dynamodb:Scan": 1,
+            "sqs:ListQueues": 1,
+        }
+        assert spent.seconds > 0
+
+
 def test_moto_hooks_the_runtime_patches_are_where_it_expects() -> None:
     """Pinned moto 5.2.5: fail loudly if the Lambda or Step Functions hooks move."""
     from importlib.metadata import version

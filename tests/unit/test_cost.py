@@ -5,7 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from tickstep.cost import MONITORING, Fixed, PerTick, estimate, fixed_from_template
+from tickstep.cost import (
+    AWS_CALL_LATENCY_MS,
+    DEFAULT_CALL_LATENCY_MS,
+    MONITORING,
+    Fixed,
+    PerTick,
+    estimate,
+    fixed_from_template,
+    modelled_duration_ms,
+    per_tick_from_report,
+)
 from tickstep.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +69,36 @@ def test_tracing_prices_one_trace_per_traced_invocation_beyond_the_free_tier() -
     assert busy.breakdown["xray"] > 0
     untraced = Fixed(traced=False)
     assert estimate(per_tick(), untraced, markets=20, timeframe="1m").breakdown["xray"] == 0
+
+
+def test_modelled_duration_replaces_the_time_in_aws_calls_with_their_published_latency() -> None:
+    calls = {"dynamodb:Query": 2, "events:PutEvents": 1, "kinesis:PutRecord": 1}
+    modelled = modelled_duration_ms(40.0, 25.0, calls)
+    latency = 2 * AWS_CALL_LATENCY_MS["dynamodb"] + AWS_CALL_LATENCY_MS["events"]
+    assert modelled == 15.0 + latency + DEFAULT_CALL_LATENCY_MS
+    assert modelled_duration_ms(5.0, 5.0, {}) == 0.0  # no compute, no call
+    assert AWS_CALL_LATENCY_MS["dynamodb"] < 10.0 + 1e-9  # "single-digit milliseconds"
+
+
+def _report(signal: dict[str, float]) -> dict[str, object]:
+    return {
+        "lambda": {
+            "SignalFunction": {"invocations": 100, **signal},
+            "RiskFunction": {"invocations": 5, "p50_ms": 10.0, "p50_modelled_ms": 60.0},
+        },
+        "orders": {"intents": 2},
+        "state_transitions": {"OrderStateMachine": 8},
+    }
+
+
+def test_per_tick_prices_the_modelled_duration_and_keeps_the_local_one_beside_it() -> None:
+    modelled = per_tick_from_report(_report({"p50_ms": 8.0, "p50_modelled_ms": 12.0}), {})
+    assert modelled.lambda_duration_ms == {"SignalFunction": 12.0, "RiskFunction": 60.0}
+    assert modelled.lambda_duration_local_ms == {"SignalFunction": 8.0, "RiskFunction": 10.0}
+    older = per_tick_from_report(_report({"p50_ms": 8.0}), {})  # a report before the model
+    assert older.lambda_duration_ms["SignalFunction"] == 8.0
+    fast = estimate(
+        per_tick_from_report(_report({"p50_ms": 8.0}), {}), Fixed(), markets=20, timeframe="1m"
+    )
+    slow = estimate(modelled, Fixed(), markets=20, timeframe="1m")
+    assert slow.breakdown["lambda"] > fast.breakdown["lambda"]

@@ -121,3 +121,57 @@ def test_parse_param_assignments_when_numbers_and_text_then_typed() -> None:
     }
     with pytest.raises(ConfigError, match="NAME=VALUE"):
         parse_param_assignments(["fast"])
+
+
+def _candles_between(candles: CandleArrays, start: int, end: int) -> CandleArrays:
+    """Candles ``start`` to ``end - 1``: what the signal function reads from DynamoDB."""
+    return CandleArrays(
+        candles.timestamp[start:end],
+        candles.open[start:end],
+        candles.high[start:end],
+        candles.low[start:end],
+        candles.close[start:end],
+        candles.volume[start:end],
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("sma_cross", {}),
+        ("sma_cross", {"fast": 2, "slow": 5}),
+        ("sma_cross", {"fast": 7, "slow": 50}),
+        ("bbands_breakout", {}),
+        ("bbands_breakout", {"period": 5, "nbdev": 1.5}),
+    ],
+)
+def test_live_signal_when_finite_window_strategy_reads_its_history_then_equals_full_history(
+    name: str, params: dict[str, float], eth_btc: Market, eth_btc_candles: CandleArrays
+) -> None:
+    """Windowed indicators (SMA, Bollinger) give, from the last ``history`` candles, the signal
+    the whole history gives: action, strength, reason and every indicator, at every candle."""
+    strategy = build_strategy(StrategyConfig(name=name, params=params))
+    assert strategy.history == strategy.warmup + 1  # far fewer than the default's reads
+    series = strategy.series(eth_btc_candles)
+    signals = 0
+    for i in range(len(eth_btc_candles)):
+        full = strategy.signal(eth_btc, eth_btc_candles.head(i + 1))
+        start = max(0, i + 1 - strategy.history)
+        read = strategy.signal(eth_btc, _candles_between(eth_btc_candles, start, i + 1))
+        assert read == full, i
+        signals += bool(series.action[i])
+    assert signals > 10  # the comparison went through BUYs and SELLs
+
+
+@pytest.mark.parametrize("name", ["rsi_reversion", "macd_trend"])
+def test_live_signal_when_indicators_remember_everything_then_default_history_is_read(
+    name: str, eth_btc: Market, eth_btc_candles: CandleArrays
+) -> None:
+    """Wilder's RSI and MACD's EMAs carry every past candle: ``warmup + 1`` candles would give
+    other values, so these strategies read the default (twice the warmup, plus 20)."""
+    strategy = build_strategy(StrategyConfig(name=name))
+    assert strategy.history == 2 * strategy.warmup + 20
+    i = len(eth_btc_candles) - 1
+    full = strategy.signal(eth_btc, eth_btc_candles.head(i + 1))
+    short = strategy.signal(eth_btc, _candles_between(eth_btc_candles, i - strategy.warmup, i + 1))
+    assert short.indicators != full.indicators

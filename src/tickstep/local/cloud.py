@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from tickstep.local import moto_patches
 from tickstep.local.faults import FaultInjector, stable_key
-from tickstep.local.recorder import calls_made_by
+from tickstep.local.recorder import SdkTime, calls_made_by, sdk_time, timing_sdk_calls
 from tickstep.local.records import (
     Delivery,
     FunctionSpec,
@@ -88,6 +88,9 @@ class LocalCloud:
         self._modules: dict[str, ModuleType] = {}
         self._invoke_lock = threading.RLock()
         self._pending_lock = threading.Lock()
+        self.progress = threading.Event()
+        """Set when something the runtime waits for happens: an execution ended, a queue got a
+        message, a rule matched an event (``settle`` waits on it rather than on a timer)."""
         self._stack = contextlib.ExitStack()
         self.faults = faults
         """Faults to inject at delivery (duplicates, Lambda retries, DynamoDB throttles)."""
@@ -112,7 +115,8 @@ class LocalCloud:
         self._stack.enter_context(moto_patches.fix_moto_early_task_token_answer())
         self._stack.enter_context(moto_patches.fix_moto_execution_status_before_start())
         self._stack.enter_context(moto_patches.reuse_moto_sfn_service_clients())
-        self._stack.enter_context(moto_patches.fast_dynamodb_responses())
+        self._stack.enter_context(moto_patches.speed_patches(self.progress.set))
+        self._stack.enter_context(timing_sdk_calls())  # for the modelled Lambda durations
         self._stack.enter_context(moto_patches.scaled_retry_sleep(lambda: self.retry_time_scale))
         import boto3
 
@@ -338,12 +342,13 @@ class LocalCloud:
             context = LambdaContext(spec_.name, spec_.memory_mb, spec_.arn)
             started = time.perf_counter()
             try:
-                result = handler(event, context)
+                with sdk_time() as sdk:
+                    result = handler(event, context)
             except Exception:
                 self.stats[logical_id].errors += 1
                 raise
             finally:
-                self.stats[logical_id].durations_ms.append((time.perf_counter() - started) * 1000)
+                self._record_duration(logical_id, (time.perf_counter() - started) * 1000, sdk)
             if self.faults is not None and self.faults.roll(
                 "lambda-retry", stable_key(logical_id, event)
             ):
@@ -355,6 +360,13 @@ class LocalCloud:
                 except Exception:
                     self.stats[logical_id].errors += 1
             return result
+
+    def _record_duration(self, logical_id: str, local_ms: float, sdk: SdkTime) -> None:
+        from tickstep.cost import modelled_duration_ms
+
+        stats = self.stats[logical_id]
+        stats.durations_ms.append(local_ms)
+        stats.modelled_ms.append(modelled_duration_ms(local_ms, sdk.seconds * 1000, sdk.calls))
 
     def invoke_scheduled(self, logical_id: str, event: Any) -> Any:
         """Invoke as the function's EventBridge schedule would: a failure is retried as its
@@ -447,6 +459,8 @@ class LocalCloud:
                 cloud.pending.extend(
                     Delivery(rule.name, t, json.loads(json.dumps(event))) for t in ours
                 )
+            if ours:
+                cloud.progress.set()
             if others:
                 saved = rule.targets
                 rule.targets = others
@@ -559,20 +573,6 @@ class LocalCloud:
         return delivered
 
     # -- Step Functions -------------------------------------------------------------------
-
-    def running_executions(self) -> list[str]:
-        """What ListExecutions(statusFilter=RUNNING) says, read from moto's backend: the
-        runtime polls it while executions run, and going through the API (serialising every
-        execution, each time) took a sixth of a drill's CPU, and the GIL from the executions."""
-        from moto.stepfunctions.responses import get_backend
-
-        backend = get_backend(ACCOUNT, REGION)
-        return [
-            execution.execution_arn
-            for arn in self.state_machines.values()
-            for execution in list(backend.describe_state_machine(arn).executions)
-            if execution.status == "RUNNING"
-        ]
 
     def dead_letter_queues(self) -> list[str]:
         """Queues that some queue, rule or function names as its dead-letter target."""

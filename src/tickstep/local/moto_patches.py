@@ -19,6 +19,16 @@ shows which patch to revisit:
 * :func:`scaled_retry_sleep`: the drill runs retry intervals faster than real time.
 * :func:`fast_dynamodb_responses`: DynamoDB answers are written with ``json.dumps`` (speed
   only: moto's serializer walks each answer's shape, a third of an offline run's time).
+* :func:`parse_each_state_machine_once`: an execution reuses its definition's parsed program
+  (speed only: moto parsed the ASL again for every execution, a fifth of a run's CPU).
+* :func:`query_one_partition`: a table Query reads its partition, not the whole table sorted
+  (speed only: moto sorted every item of the table for each Query).
+* :func:`parse_each_json_path_once`: the interpreter parses each JSONPath once, not at every
+  use (speed only: jsonpath_ng builds its parser for every parse).
+* :func:`cache_response_method_names`: moto lists a response class's methods once, not per
+  request (speed only).
+* :func:`notify_progress`: a callback when an execution ends or a queue gets a message, so
+  the runtime waits on that instead of polling on a timer.
 
 The Lambda and EventBridge routing (moto without Docker only echoes an invocation, and does
 not deliver to Step Functions or Lambda targets) lives on ``LocalCloud`` itself, as it
@@ -28,6 +38,7 @@ dispatches to the stack's own handlers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,12 +115,15 @@ def fix_moto_sfn_service_integrations() -> Iterator[None]:
 
     models = botocore.session.get_session()
 
+    @functools.cache  # a service model is read-only: build each operation's once
+    def operation_model(service: str, name: str) -> Any:
+        return models.get_service_model(service).operation_model(name)
+
     def operation(task: Any, boto_service_name: Any, service_action_name: Any) -> Any:
         service = task._get_boto_service_name(boto_service_name)
         action = service_action_name or task.resource.api_action
         snake = sts.camel_to_snake_case(action)  # type: ignore[attr-defined]
-        name = "".join(part.title() for part in snake.split("_"))
-        return models.get_service_model(service).operation_model(name)
+        return operation_model(service, "".join(part.title() for part in snake.split("_")))
 
     def normalise_parameters(
         task: Any, parameters: Any, boto_service_name: Any = None, service_action_name: Any = None
@@ -236,6 +250,20 @@ def fix_moto_early_task_token_answer() -> Iterator[None]:
         cls._wait_for_task_token_heartbeat = original
 
 
+@contextlib.contextmanager
+def speed_patches(progress: Callable[[], None]) -> Iterator[None]:
+    """The patches that only make a run faster (each changes no answer, which
+    tests/pipeline/test_moto_patches.py shows); ``progress``: :func:`notify_progress`."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(fast_dynamodb_responses())
+        stack.enter_context(parse_each_state_machine_once())
+        stack.enter_context(parse_each_json_path_once())
+        stack.enter_context(query_one_partition())
+        stack.enter_context(cache_response_method_names())
+        stack.enter_context(notify_progress(progress))
+        yield
+
+
 DYNAMODB_JSON = {"Content-Type": "application/x-amz-json-1.0"}
 
 
@@ -273,3 +301,172 @@ def fast_dynamodb_responses() -> Iterator[None]:
         yield
     finally:
         ActionResult.execute_result = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def parse_each_state_machine_once() -> Iterator[None]:
+    """Parse a state machine's definition once, not once per execution.
+
+    moto 5.2.5 parses the ASL with ANTLR at the start of every execution (a fifth of a
+    ``tickstep local`` run's CPU). The parsed program is already shared: an inline Map runs
+    its iterations concurrently on one parsed item processor, each with its own
+    ``Environment``; what an evaluation changes lives in that environment (retry counters in
+    ``env.heap`` under each component's ``heap_key``). So executions of one definition share
+    its program too. The one thing a component sets lazily is its ``heap_key``: made under a
+    lock here, so two threads never give one component two keys. Speed only: a test compares
+    every execution's history of a replay with and without it.
+    """
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    worker: Any = ExecutionWorker
+    component: Any = EvalComponent
+    original_entrypoint = worker._get_evaluation_entrypoint
+    original_key = component.heap_key
+    if not isinstance(original_key, property) or original_key.fget is None:
+        raise MotoMovedError("moto's EvalComponent.heap_key moved: pin moto==5.2.5")
+    make_key = original_key.fget
+    programs: dict[str, Any] = {}
+    parsing, keying = threading.Lock(), threading.Lock()
+
+    def entrypoint(execution_worker: Any) -> Any:
+        definition = execution_worker._evaluation_details.state_machine_details.definition
+        with parsing:
+            program = programs.get(definition)
+            if program is None:
+                program = programs[definition] = AmazonStateLanguageParser.parse(definition)[0]
+        return program
+
+    def heap_key(self: Any) -> str:
+        with keying:
+            return str(make_key(self))
+
+    worker._get_evaluation_entrypoint = entrypoint
+    component.heap_key = property(heap_key)
+    try:
+        yield
+    finally:
+        worker._get_evaluation_entrypoint = original_entrypoint
+        component.heap_key = original_key
+
+
+@contextlib.contextmanager
+def query_one_partition() -> Iterator[None]:
+    """Let a table Query (not an index's) look at its own partition only.
+
+    moto 5.2.5's ``Table.query`` sorts every item of the table (all markets' candles) by key,
+    then keeps the partition's: each signal's candle read compared every candle stored. It now
+    gets the partition's items, which it sorts and filters as before; a Query on an index,
+    or on a table without a sort key, goes through unchanged. Speed only: a test compares the
+    answers of every Query of a replay with moto's own.
+    """
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    cls: Any = Table
+    original = cls.query
+    signature = inspect.signature(original)
+    if "index_name" not in signature.parameters:
+        raise MotoMovedError("moto's Table.query moved: pin moto==5.2.5")
+
+    def query(table: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(table, *args, **kwargs)
+        hash_key = bound.arguments.get("hash_key")
+        if bound.arguments.get("index_name") or hash_key is None or not table.range_key_attr:
+            return original(table, *args, **kwargs)
+        return original(_Partition(table, hash_key), *args, **kwargs)
+
+    cls.query = query
+    try:
+        yield
+    finally:
+        cls.query = original
+
+
+class _Partition:
+    """A moto ``Table`` whose ``all_items()`` are one partition's (see query_one_partition)."""
+
+    def __init__(self, table: Any, hash_key: Any) -> None:
+        self._table = table
+        self._items = list(table.items.get(hash_key, {}).values())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def all_items(self) -> list[Any]:
+        return self._items
+
+
+@contextlib.contextmanager
+def parse_each_json_path_once() -> Iterator[None]:
+    """Parse each JSONPath the interpreter evaluates once.
+
+    moto 5.2.5's Step Functions interpreter parses a state's paths (``$.detail.candles``,
+    ``ResultPath``) every time it evaluates them, and jsonpath_ng builds its lexer and parser
+    tables for every parse (0.25 ms each). A parsed path is a tree the evaluation only reads
+    (``find``, ``update_or_create`` return new data), so each path string keeps its parse.
+    Speed only: a test compares every execution of a replay with and without it.
+    """
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    modules: list[Any] = [json_path, result_path]
+    saved = [module.parse for module in modules]
+    for module, original in zip(modules, saved, strict=True):
+        module.parse = functools.lru_cache(maxsize=4096)(original)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            module.parse = original
+
+
+@contextlib.contextmanager
+def cache_response_method_names() -> Iterator[None]:
+    """moto 5.2.5 lists a response class's methods with ``inspect.getmembers`` on every request
+    (to check the action is one); classes do not change, so list each once. Speed only."""
+    from moto.core import responses
+
+    module: Any = responses
+    original = module.method_names_from_class
+    module.method_names_from_class = functools.cache(original)
+    try:
+        yield
+    finally:
+        module.method_names_from_class = original
+
+
+@contextlib.contextmanager
+def notify_progress(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` after an execution ends and after a queue gets a message (moto 5.2.5's
+    execution-terminated callback and SQS backend), so ``settle`` waits for those instead of
+    polling on a timer. It only wakes a waiter: the waiter still reads moto's state."""
+    from moto.sqs.models import SQSBackend
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    hooks: list[tuple[Any, str]] = [
+        (BaseExecutionWorkerCommunication, "terminated"),
+        (SQSBackend, "send_message"),
+        (SQSBackend, "send_message_batch"),
+        (SQSBackend, "change_message_visibility"),
+    ]
+    saved = [getattr(cls, name) for cls, name in hooks]
+
+    def notifying(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(*args, **kwargs)
+            finally:
+                callback()
+
+        return call
+
+    for (cls, name), original in zip(hooks, saved, strict=True):
+        setattr(cls, name, notifying(original))
+    try:
+        yield
+    finally:
+        for (cls, name), original in zip(hooks, saved, strict=True):
+            setattr(cls, name, original)

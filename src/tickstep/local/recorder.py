@@ -31,7 +31,8 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 UNKNOWN = "?"
@@ -83,6 +84,59 @@ def runtime_calls() -> Iterator[None]:
         yield
     finally:
         _caller.reset(token)
+
+
+@dataclass
+class SdkTime:
+    """The AWS SDK calls one invocation made, and the time spent inside them (moto's, here):
+    what :mod:`tickstep.cost` replaces with each call's latency on AWS."""
+
+    seconds: float = 0.0
+    calls: Counter[str] = field(default_factory=Counter)
+    """``service:Operation`` -> calls (``dynamodb:Query``; SDK retries are inside a call)."""
+    _depth: int = 0
+
+
+_sdk_time: ContextVar[SdkTime | None] = ContextVar("tickstep_local_sdk_time", default=None)
+
+
+@contextlib.contextmanager
+def sdk_time() -> Iterator[SdkTime]:
+    """Time the AWS SDK calls made in this block, in this thread (an invocation)."""
+    spent = SdkTime()
+    token = _sdk_time.set(spent)
+    try:
+        yield spent
+    finally:
+        _sdk_time.reset(token)
+
+
+@contextlib.contextmanager
+def timing_sdk_calls() -> Iterator[None]:
+    """While open, every botocore API call made inside a :func:`sdk_time` block adds its time
+    and its name to that block's :class:`SdkTime` (the outermost call only)."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def call(client: Any, operation_name: str, api_params: Any) -> Any:
+        spent = _sdk_time.get()
+        if spent is None or spent._depth:
+            return original(client, operation_name, api_params)
+        spent._depth += 1
+        started = perf_counter()
+        try:
+            return original(client, operation_name, api_params)
+        finally:
+            spent._depth -= 1
+            spent.seconds += perf_counter() - started
+            spent.calls[f"{client.meta.service_model.service_name}:{operation_name}"] += 1
+
+    BaseClient._make_api_call = call
+    try:
+        yield
+    finally:
+        BaseClient._make_api_call = original
 
 
 class CallRecorder:

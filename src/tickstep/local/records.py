@@ -46,6 +46,10 @@ class LambdaContext:
 @dataclass
 class InvocationStats:
     durations_ms: list[float] = field(default_factory=list)
+    """Each invocation's duration here (its compute, and moto answering its AWS calls)."""
+    modelled_ms: list[float] = field(default_factory=list)
+    """The same invocations on Lambda: the duration without the time spent inside AWS SDK
+    calls, plus each call's published latency (tickstep.cost.modelled_duration_ms)."""
     errors: int = 0
 
 

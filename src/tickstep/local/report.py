@@ -14,6 +14,7 @@ from tickstep.candles import CandleArrays
 from tickstep.exchanges.errors import FatalExchangeError
 from tickstep.exchanges.replay import ReplayFeed
 from tickstep.failures import MALFORMED_INPUT_ERRORS
+from tickstep.local import moto_state
 from tickstep.local.cloud import LocalCloud
 from tickstep.models import Market
 
@@ -121,6 +122,9 @@ def build_report(
                 "p50_ms": _percentile(stats.durations_ms, 0.5),
                 "p95_ms": _percentile(stats.durations_ms, 0.95),
                 "max_ms": _percentile(stats.durations_ms, 1.0),
+                # On Lambda: without moto's answers, with each AWS call's published latency.
+                "p50_modelled_ms": _percentile(stats.modelled_ms, 0.5),
+                "p95_modelled_ms": _percentile(stats.modelled_ms, 0.95),
             }
             for name, stats in sorted(cloud.stats.items())
         },
@@ -221,9 +225,7 @@ def _execution_details(
         count = 0
         for page in cloud.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
             for execution in page["executions"]:
-                history = cloud.sfn.get_execution_history(
-                    executionArn=execution["executionArn"], maxResults=1000
-                )["events"]
+                history = moto_state.execution_history(execution["executionArn"])
                 count += sum(1 for e in history if e["type"].endswith("StateEntered"))
                 if logical_id == "DecideStateMachine":
                     count_decide_outcomes(history, outcomes, decisions)
@@ -283,10 +285,10 @@ def render_local_summary(report: dict[str, Any]) -> str:
         f"    {d['queue']}: {d['reason']}: {d['cause'][:120]}"
         for d in report["valid_dead_letter_details"][:5]
     ]
-    lines.append("lambda (invocations, p50/p95 ms):")
+    lines.append("lambda (invocations, p50/p95 ms here; p50 modelled on Lambda):")
     lines += [
         f"  {name:<24}{s['invocations']:>6}  {s['p50_ms']:>8} / {s['p95_ms']:<8}"
-        f" errors {s['errors']}"
+        f" on Lambda {s.get('p50_modelled_ms', '-'):>8}  errors {s['errors']}"
         for name, s in report["lambda"].items()
     ]
     lines.append("PnL per market:")

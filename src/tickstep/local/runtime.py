@@ -25,6 +25,7 @@ from typing import Any, Protocol, TextIO
 from tickstep.candles import CandleArrays, bundled_series
 from tickstep.config import TradingConfig
 from tickstep.exchanges.replay import ReplayFeed, SimClock
+from tickstep.local import moto_state
 from tickstep.local.cloud import LocalCloud, LocalRuntimeError
 from tickstep.local.faults import ChaosExchange, FaultInjector
 from tickstep.local.records import Delivery
@@ -390,7 +391,7 @@ def _chaotic(
 
 def _intents(cloud: LocalCloud) -> int:
     table = cloud.functions["ExecuteFunction"].environment["ORDERS_TABLE"]
-    return int(cloud.ddb.scan(TableName=table, Select="COUNT")["Count"])
+    return moto_state.item_count(table)
 
 
 MALFORMED = ("unknown-market", "missing-close", "negative-price", "wrong-type")
@@ -428,20 +429,21 @@ def _publish_malformed(cloud: LocalCloud, faults: FaultInjector, key: str) -> No
     )
 
 
-SETTLE_POLL_S = (0.005, 0.05)
-"""settle's pause between polls while executions run: from, and up to (doubling)."""
+SETTLE_WAKE_S = 0.05
+"""settle's longest wait between polls: it is woken sooner by ``LocalCloud.progress`` (an
+execution ended, a message was queued, a rule matched); the timer only catches what no hook
+reports (a message whose visibility timeout ran out)."""
 
 
 def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
     """Deliver events and queue messages until no execution is running (with a deadline)."""
     deadline = time.monotonic() + timeout_s
-    pause = SETTLE_POLL_S[0]
     while True:
+        cloud.progress.clear()  # before looking: what happens from here on wakes the wait
         moved = cloud.deliver_pending(execution_name) + cloud.poll_sqs_sources()
         if moved:
-            pause = SETTLE_POLL_S[0]
             continue
-        running = cloud.running_executions()
+        running = moto_state.running_executions(cloud.state_machines.values())
         if not running and not cloud.pending:
             return
         if time.monotonic() > deadline:
@@ -450,9 +452,8 @@ def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
                 f"{len(running)} executions still running after {timeout_s}s: {stuck}"
             )
         # Polling is not free (every call goes through moto and holds the GIL the running
-        # executions need): back off while nothing moves.
-        time.sleep(pause)
-        pause = min(pause * 2, SETTLE_POLL_S[1])
+        # executions need): wait until something moves.
+        cloud.progress.wait(SETTLE_WAKE_S)
 
 
 def _where(cloud: LocalCloud, execution_arn: str) -> str:

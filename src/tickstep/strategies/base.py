@@ -76,6 +76,15 @@ class Strategy(ABC, Generic[P]):
     def warmup(self) -> int:
         """Candles needed before the first signal can be other than HOLD."""
 
+    @property
+    def history(self) -> int:
+        """Candles the live signal reads (the signal function's candle query): enough that
+        its last signal equals the one over the full history. This default, twice the warmup
+        plus 20, lets exponential averages (EMA, MACD, Wilder's RSI) converge; a strategy
+        whose indicators look at a fixed window only needs ``warmup + 1`` (the window, and the
+        one before it for a crossing), and says so."""
+        return 2 * self.warmup + 20
+
     @abstractmethod
     def series(self, candles: CandleArrays) -> SignalSeries:
         """Signals for every candle; element i uses candles 0..i only (no look-ahead)."""

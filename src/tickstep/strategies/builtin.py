@@ -41,6 +41,12 @@ class SmaCross(Strategy[SmaCrossParams]):
     def warmup(self) -> int:
         return self.params.slow
 
+    @property
+    def history(self) -> int:
+        """Both SMAs at the last candle and the one before (a crossing): a window sum depends
+        on its own candles only, so these are the full history's values, bit for bit."""
+        return self.warmup + 1
+
     def series(self, candles: CandleArrays) -> SignalSeries:
         fast = ta.sma(candles.close, self.params.fast)
         slow = ta.sma(candles.close, self.params.slow)
@@ -137,6 +143,12 @@ class BbandsBreakout(Strategy[BbandsBreakoutParams]):
     @property
     def warmup(self) -> int:
         return self.params.period
+
+    @property
+    def history(self) -> int:
+        """The bands at the last candle and the one before (a crossing): each window's mean
+        and deviation depend on its own candles only, bit for bit as over the full history."""
+        return self.warmup + 1
 
     def series(self, candles: CandleArrays) -> SignalSeries:
         p = self.params

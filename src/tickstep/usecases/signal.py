@@ -20,12 +20,6 @@ if TYPE_CHECKING:
     from tickstep.strategies import MarketConfig
 
 
-def warmup_candles(warmup: int) -> int:
-    """Candles to read for a strategy: twice its warmup plus some, so exponential averages
-    (MACD) have converged and the last signal equals a backtest's over the full history."""
-    return 2 * warmup + 20
-
-
 @dataclass(frozen=True)
 class SignalPorts:
     """What the signal function works with (its handler's dependencies, ``tickstep run``'s)."""
@@ -54,9 +48,9 @@ def compute_signal(
     if configured is None:
         raise UnknownMarketError(f"market: {event.market.key} is not configured")
     strategy = build_strategy(configured.strategy)
-    history = ports.candles.latest(
-        event.market, warmup_candles(strategy.warmup), until_ms=event.candle.timestamp
-    )
+    # As many candles as its last signal depends on (Strategy.history), not more: the read
+    # is most of the function's DynamoDB cost.
+    history = ports.candles.latest(event.market, strategy.history, until_ms=event.candle.timestamp)
     if not history or history[-1] != event.candle:
         history = [c for c in history if c.timestamp < event.candle.timestamp]
         history.append(event.candle)
