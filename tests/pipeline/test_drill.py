@@ -62,6 +62,7 @@ def test_drill_when_every_fault_is_on_then_no_duplicate_no_mismatch_nothing_left
     injected = report["faults_injected"]
     assert injected.get("lambda-retry", 0) > 0
     assert injected.get("ddb-throttle", 0) > 0
+    assert injected.get("release", 0) > 0  # deploys while orders were in flight
     # Every malformed event is in the decide dead-letter queue, with the reason it failed.
     malformed = injected.get("malformed-event", 0)
     reasons = report["dead_letter_reasons"].get("DecideRuleDLQ", {})
@@ -182,3 +183,40 @@ def test_drill_report_when_only_malformed_input_is_dead_lettered_then_none_count
     assert not DeadLetter("UnknownMarketError", "").valid
     for reason in ("TransientError", "IdempotencyPersistenceLayerError", "no reason", "States.ALL"):
         assert DeadLetter(reason, "").valid, reason
+
+
+def test_drill_when_every_order_in_flight_sees_a_release_then_exactly_once_and_ledger_hold(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: a deploy during trading. Each time execute takes orders in flight, every
+    function moves to a new version (a new container: fresh import, dependencies built anew)
+    for every later invocation, with sends lost and deliveries repeated around it."""
+    spec = "release=1.0,timeout-after-accept=0.4,duplicate-delivery=0.3,lambda-retry=0.3"
+
+    code, report = run_drill(tmp_path, spec, seed=5, intents=8, max_candles=300)
+
+    orders = report["orders"]
+    assert code == 0, orders
+    # A deploy at every execute invocation (one a batch of order messages).
+    assert report["faults_injected"]["release"] >= 3
+    assert orders["intents"] >= 8
+    assert orders["intents_with_multiple_exchange_orders"] == 0
+    assert orders["ledger_mismatches"] == 0, orders["mismatch_details"]
+    assert report["non_terminal_executions"] == 0
+
+
+def test_release_when_a_deploy_happens_then_each_function_starts_a_new_container() -> None:
+    from tests.pipeline.conftest import busy_config, replay
+    from tickstep.config import TradingConfig
+
+    seen: list[bool] = []
+
+    def deploy(cloud: LocalCloud) -> None:
+        before = cloud.handler_module("SignalFunction")
+        cloud.release()
+        after = cloud.handler_module("SignalFunction")
+        seen.append(after is not before)  # a fresh import: its dependencies are built anew
+
+    replay(TradingConfig.model_validate(busy_config()), 3, deploy)
+
+    assert seen == [True]

@@ -320,6 +320,12 @@ class LocalCloud:
             self._modules[logical_id] = module
         return module
 
+    def release(self) -> None:
+        """A deploy: each function's next invocation starts a new container (a new version)."""
+        with self._invoke_lock:
+            for logical_id in list(self._modules):
+                sys.modules.pop(self._modules.pop(logical_id).__name__, None)
+
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Invoke a function's real handler in-process (one at a time, like a reserved
         concurrency of 1, so each runs with its own environment variables)."""

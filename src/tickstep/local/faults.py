@@ -37,6 +37,7 @@ FAULTS = (
     "timeout-after-accept",
     "partial-fill",
     "not-found-after-accept",
+    "release",
 )
 HIDDEN_MS = 30_000
 """How long a not-found-after-accept order stays invisible to lookups (its exchange's clock)."""

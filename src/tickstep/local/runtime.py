@@ -154,6 +154,7 @@ class LocalRun:
                     for logical_id, spec in cloud.functions.items()
                 },
                 api_sources=_api_sources(cloud, feed),
+                release=cloud.release,
             )
             log_file = None
             if self.log_path is not None:
@@ -278,23 +279,28 @@ def _injector(
     *,
     in_progress_ms: dict[str, int] | None = None,
     api_sources: dict[str, Any] | None = None,
+    release: Callable[[], None] = lambda: None,
 ) -> Callable[[str, ModuleType], None]:
     """Hand the replay feed and the simulated clock to the functions that read the market
     or the time (as the ccxt client and the wall clock would be in AWS), and, in a drill, an
-    exchange that misbehaves.
+    exchange that misbehaves, and the ``release`` fault: a deploy as an order is executed.
 
     ``in_progress_ms``: how long, per function, Idempotency may hold a decision "in progress"
     (on AWS, the invocation's remaining time: at most the function's timeout). A decision cut
     short leaves its record in progress for that long, and the decide workflow's Retry waits it
     out; the drill runs those retries ``1 / retry_time_scale`` as fast, so the hold is scaled
     the same way, or the retries would run out long before a record expires."""
-    injected: set[str] = set()
+    injected: set[int] = set()  # the modules given their collaborators (a release makes new ones)
     hidden: dict[str, int] = {}  # what the misbehaving exchange is hiding, and until when
 
     def inject(logical_id: str, module: ModuleType) -> None:
-        if logical_id in injected:
+        if logical_id == "ExecuteFunction" and faults is not None and faults.roll("release"):
+            # A deploy while this order is in flight: its execute runs on the version it was
+            # sent to, every later invocation (a retry, reconcile, the next order) on a new one.
+            release()
+        if id(module) in injected:
             return
-        injected.add(logical_id)
+        injected.add(id(module))
         if logical_id == "IngestFunction":
             deps = module.build_dependencies(source=feed)
         elif logical_id in ("ExecuteFunction", "ReconcileFunction"):
