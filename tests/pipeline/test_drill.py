@@ -200,6 +200,9 @@ def test_drill_when_every_order_in_flight_sees_a_release_then_exactly_once_and_l
     # A deploy at every execute invocation (one a batch of order messages).
     assert report["faults_injected"]["release"] >= 3
     assert orders["intents"] >= 8
+    # Every new container got the runtime's collaborators: each tick was ingested from the
+    # replay and decided (a function left to build its own would reach for the network).
+    assert report["executions"]["DecideStateMachine"] == {"SUCCEEDED": report["ticks"]}
     assert orders["intents_with_multiple_exchange_orders"] == 0
     assert orders["ledger_mismatches"] == 0, orders["mismatch_details"]
     assert report["non_terminal_executions"] == 0

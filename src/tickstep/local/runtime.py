@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,7 +291,9 @@ def _injector(
     short leaves its record in progress for that long, and the decide workflow's Retry waits it
     out; the drill runs those retries ``1 / retry_time_scale`` as fast, so the hold is scaled
     the same way, or the retries would run out long before a record expires."""
-    injected: set[int] = set()  # the modules given their collaborators (a release makes new ones)
+    # The modules given their collaborators: a release makes new ones, and a WeakSet never
+    # mistakes a new module for an old one that was freed at the same address (as ids would).
+    injected: weakref.WeakSet[ModuleType] = weakref.WeakSet()
     hidden: dict[str, int] = {}  # what the misbehaving exchange is hiding, and until when
 
     def inject(logical_id: str, module: ModuleType) -> None:
@@ -298,9 +301,9 @@ def _injector(
             # A deploy while this order is in flight: its execute runs on the version it was
             # sent to, every later invocation (a retry, reconcile, the next order) on a new one.
             release()
-        if id(module) in injected:
+        if module in injected:
             return
-        injected.add(id(module))
+        injected.add(module)
         if logical_id == "IngestFunction":
             deps = module.build_dependencies(source=feed)
         elif logical_id in ("ExecuteFunction", "ReconcileFunction"):
