@@ -190,6 +190,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         or orders["ledger_mismatches"]
         or report["non_terminal_executions"]
         or sum(report["dead_letters_valid"].values())
+        or report["undecided_candle_closes"]
     )
     return 1 if broken else 0
 

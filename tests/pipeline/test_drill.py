@@ -223,3 +223,32 @@ def test_release_when_a_deploy_happens_then_each_function_starts_a_new_container
     replay(TradingConfig.model_validate(busy_config()), 3, deploy)
 
     assert seen == [True]
+
+
+def test_drill_when_a_candle_close_is_never_decided_then_exits_1_and_counts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision lost without any error (here ingest leaves one market out of the last tick,
+    so nothing ever publishes that close) fails the drill: every close replayed must end in a
+    decision."""
+    import dataclasses
+
+    from tickstep.usecases import ingest as ingest_module
+
+    real = ingest_module.ingest
+    runs: list[int] = []
+
+    def forgetful(ports: Any, **options: Any) -> Any:
+        runs.append(1)
+        if len(runs) == 10:  # the last tick: nothing later catches the close up
+            ports = dataclasses.replace(ports, markets=ports.markets[1:])
+        return real(ports, **options)
+
+    monkeypatch.setattr(ingest_module, "ingest", forgetful)
+
+    code, report = run_drill(tmp_path, "rate-limit=0.1", seed=1, intents=10_000, max_candles=10)
+
+    assert len(runs) == 10
+    assert report["candle_closes"] == 10 * 3
+    assert report["undecided_candle_closes"] == 1
+    assert code == 1

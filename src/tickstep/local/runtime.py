@@ -204,6 +204,7 @@ class LocalRun:
             report = build_report(cloud, series, feed)
             if log_file is not None:
                 report["lambda_log"] = str(self.log_path)
+            report["candle_closes"] = replayed_closes(series, ticks[:replayed])
             self._finish(report, started, replayed)  # the functions log to the file meanwhile
             if log_file is not None:
                 logging.getLogger("moto").removeHandler(moto_handler)
@@ -217,6 +218,12 @@ class LocalRun:
         report["ticks"] = replayed
         if self.faults is not None:
             report["faults_injected"] = dict(sorted(self.faults.injected.items()))
+        # Every candle close replayed must end in a decision (Hold, NoIntent, Denied,
+        # OrderStarted); a valid one that failed (MarketFailed besides the malformed events the
+        # drill published) or never ran is a decision lost.
+        outcomes = report["signals"]
+        decided = sum(outcomes.values()) - outcomes.get("MarketFailed", 0)
+        report["undecided_candle_closes"] = max(report["candle_closes"] - decided, 0)
         if self.attach is not None:
             self.attach.finish(report)
 
@@ -248,6 +255,18 @@ class LocalRun:
         if not ordered:
             raise LocalRuntimeError("no candle closes to replay: fewer candles than the backfill")
         return ordered
+
+
+def replayed_closes(series: dict[Market, CandleArrays], ticks: list[int]) -> int:
+    """How many (market, candle close) the replay of ``ticks`` produced: one decision each."""
+    if not ticks:
+        return 0
+    first, last = ticks[0], ticks[-1]
+    total = 0
+    for market, arrays in series.items():
+        closes = arrays.timestamp[:-1] + market.timeframe_ms
+        total += int(((closes >= first) & (closes <= last)).sum())
+    return total
 
 
 def _scheduled_event(now_ms: int) -> dict[str, Any]:
