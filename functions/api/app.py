@@ -37,11 +37,11 @@ def build_dependencies(**local: Any) -> ApiDeps:
     """The one place this function's clients are made (once per container); ``local``: the
     offline runtime's mark prices and risk denials (tickstep.local)."""
     from tickstep.aws import EventBus
-    from tickstep.bootstrap import aws_client
+    from tickstep.bootstrap import LazyClient, aws_client
     from tickstep.settings import ApiSettings
 
     settings = ApiSettings.from_env(os.environ)
-    publisher = EventBus(aws_client("events"), settings.event_bus_name)
+    publisher = EventBus(LazyClient("events"), settings.event_bus_name)  # the kill switch only
     return reads.build(settings, aws_client, publisher, **local)
 
 

@@ -47,6 +47,22 @@ def aws_client(service: str) -> Any:
     return boto3.client(service, config=Config(retries=RETRIES, **TIMEOUTS))
 
 
+class LazyClient:
+    """A boto3 client made on first use (each costs tens of milliseconds to make): for calls
+    most invocations never make, such as the API's dashboard-only CloudWatch, SQS and SSM reads
+    and its kill-switch publish, which would otherwise all be paid on every cold start."""
+
+    def __init__(self, service: str, make: Callable[[str], Any] | None = None) -> None:
+        self._service = service
+        self._make = make  # None: this module's aws_client, as it is when first used
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = (self._make or aws_client)(self._service)
+        return getattr(self._client, name)
+
+
 Decide = Callable[..., dict[str, Any]]
 
 

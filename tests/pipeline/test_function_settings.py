@@ -96,3 +96,36 @@ def test_each_function_answers_the_smoke_event_by_building_its_dependencies_and_
     module.set_dependencies(None)
     with pytest.raises(SettingsError, match=required):
         module.handler(SMOKE_EVENT, context)
+
+
+def test_api_cold_start_makes_the_dynamodb_client_only_and_the_rest_when_first_used(
+    aws: Aws,
+    function: Callable[[str], ModuleType],
+    context: FakeContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each boto3 client costs tens of ms to make: the dashboard's CloudWatch, SQS and SSM
+    clients and the kill switch's EventBridge client are made when a request needs them."""
+    from tests.pipeline.test_handlers import api_event
+    from tickstep import bootstrap
+
+    made: list[str] = []
+    real = bootstrap.aws_client
+
+    def recording(service: str) -> object:
+        made.append(service)
+        return real(service)
+
+    monkeypatch.setattr(bootstrap, "aws_client", recording)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URLS", aws.bus_queue_url)
+    monkeypatch.setenv("RELEASE_PARAMETER", "/tickstep/tickstep-test/release")
+    api = function("api")
+
+    api.set_dependencies(api.build_dependencies())
+    assert made == ["dynamodb"]
+
+    api.handler(api_event("GET", "/dashboard"), context)
+    assert sorted(made) == ["cloudwatch", "dynamodb", "sqs", "ssm"]
+
+    api.handler(api_event("POST", "/halt", {"reason": "game day"}), context)
+    assert made.count("events") == 1

@@ -59,7 +59,7 @@ def build(
 ) -> ApiDeps:
     """``prices``: the offline runtime's mark price (the replay's). Risk denials by reason are
     the risk function's counts for the last :data:`DENIAL_DAYS` UTC days."""
-    from tickstep.bootstrap import wall_clock_ms
+    from tickstep.bootstrap import LazyClient, wall_clock_ms
     from tickstep.dashboard.sources import last_close_price, operations
     from tickstep.stores import (
         CandleStore,
@@ -71,7 +71,8 @@ def build(
     )
 
     dynamodb = aws_client("dynamodb")
-    ops = operations(settings, aws_client("cloudwatch"), aws_client("sqs"), aws_client("ssm"))
+    cloudwatch, sqs, ssm = (LazyClient(s, aws_client) for s in ("cloudwatch", "sqs", "ssm"))
+    ops = operations(settings, cloudwatch, sqs, ssm)
 
     return ApiDeps(
         markets=[m.market for m in settings.markets()],
