@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.lock
 PIP_VERSION := 26.3
 
-.PHONY: setup run test lint format bench clean schemas lock
+.PHONY: setup run test lint format bench clean schemas lock screenshots
 
 setup: $(STAMP)
 
@@ -67,6 +67,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The README's dashboard screenshots (docs/images/), taken by the browser test; a plain test run
+# writes them to reports/screenshots/ instead.
+screenshots: $(STAMP) frontend chromium
+	TICKSTEP_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/browser/test_dashboard_local.py
 
 schemas: $(STAMP)
 	$(BIN)/tickstep schemas --out events/schemas

@@ -7,6 +7,7 @@ One replay serves every step (a replay is the slow part): the steps are one test
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -29,7 +30,9 @@ from tickstep.config import drill_config
 CANDLES = 60
 STARTUP_S = 90.0
 REPLAY_S = 240.0
-SCREENSHOTS = ROOT / "docs" / "images"
+# Where the screenshots go: reports/ (ignored by git) in a test run, so `make test` leaves the
+# work tree as it found it; `make screenshots` points this at docs/images to refresh the README's.
+SCREENSHOTS = ROOT / os.environ.get("TICKSTEP_SCREENSHOTS", "reports/screenshots")
 
 
 @dataclass
