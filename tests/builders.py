@@ -10,6 +10,11 @@ from urllib.parse import quote, quote_plus
 
 from tickstep.models import Market
 
+PAPER_ETH_BTC = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
+"""The market most tests trade: the bundled ETH/BTC 5-minute candles, on the paper exchange."""
+BINANCE_ETH_BTC = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
+"""The same market as a real exchange lists it: what the ccxt adapter and the stack see."""
+
 
 class FixedPrices:
     """A paper exchange's price source: one price for every market, and a clock; a test moves

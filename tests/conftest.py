@@ -6,13 +6,14 @@ from decimal import Decimal
 
 import pytest
 
+from tests.builders import PAPER_ETH_BTC
 from tickstep.candles import CandleArrays, bundled_file, load_csv
 from tickstep.models import Market, MarketRules
 
 
 @pytest.fixture(scope="session")
 def eth_btc() -> Market:
-    return Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
+    return PAPER_ETH_BTC
 
 
 @pytest.fixture(scope="session")

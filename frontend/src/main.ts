@@ -3,7 +3,7 @@ import { api, ApiError, useToken } from "./api";
 import { type AuthConfig, forgetToken, signIn } from "./auth";
 import { renderCharts } from "./charts";
 import { byId } from "./dom";
-import { renderMarkets, renderOperations, renderOrders, renderState, renderSummary } from "./render";
+import { renderMarkets, renderOperations, renderOrders, renderState, renderSummary, renderTableHeads } from "./render";
 import { ACTIONS, type Action, bannerText, next, type View } from "./state";
 
 const REFRESH_MS = 5000;
@@ -87,6 +87,7 @@ function wireActions(): void {
 }
 
 async function start(): Promise<void> {
+  renderTableHeads();
   wireActions();
   try {
     const response = await fetch("/config.json", { cache: "no-store", credentials: "same-origin" });

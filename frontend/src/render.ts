@@ -51,6 +51,16 @@ export function renderSummary(data: Dashboard): void {
   );
 }
 
+function candleCell(row: MarketRow): HTMLElement {
+  return el(
+    "td",
+    { class: row.stale ? "stale" : "" },
+    utc(row.last_candle_close),
+    el("br"),
+    el("small", {}, row.stale ? `⚠ stale: ${age(row.age_ms)} old` : `${age(row.age_ms)} ago`),
+  );
+}
+
 function signalCell(row: MarketRow): HTMLElement {
   const s = row.last_signal;
   if (!s) return el("td", {}, "none yet");
@@ -69,32 +79,46 @@ function signalCell(row: MarketRow): HTMLElement {
   );
 }
 
+/** A table's column: its header, and the cell it shows for a row (a numeric one aligns right). */
+interface Column<T> {
+  header: string;
+  numeric?: boolean;
+  cell: (row: T) => HTMLElement;
+}
+
+function renderHead<T>(id: string, columns: Column<T>[]): void {
+  const headers = columns.map((c) => el("th", c.numeric ? { scope: "col", class: "num" } : { scope: "col" }, c.header));
+  byId(id).replaceChildren(el("thead", {}, el("tr", {}, ...headers)), el("tbody"));
+}
+
+/** A row per record, each cell from its column; when there is none, one row saying `empty`. */
+function renderRows<T>(
+  id: string,
+  columns: Column<T>[],
+  rows: T[],
+  empty: string,
+  attrs: (row: T) => Record<string, string>,
+): void {
+  byId(id)
+    .querySelector("tbody")!
+    .replaceChildren(
+      ...(rows.length
+        ? rows.map((row) => el("tr", attrs(row), ...columns.map((c) => c.cell(row))))
+        : [el("tr", {}, el("td", { colspan: String(columns.length) }, empty))]),
+    );
+}
+
+const MARKET_COLUMNS: Column<MarketRow>[] = [
+  { header: "Market", cell: (row) => el("th", { scope: "row" }, `${row.symbol} `, el("small", {}, row.timeframe)) },
+  { header: "Last candle", cell: candleCell },
+  { header: "Last signal", cell: signalCell },
+  { header: "Position", numeric: true, cell: (row) => el("td", { class: "num", "data-key": "position" }, amount(row.position)) },
+  { header: "Realised PnL", numeric: true, cell: (row) => pnl(row.realized_pnl, row.quote) },
+  { header: "Unrealised PnL", numeric: true, cell: (row) => pnl(row.unrealized_pnl, row.quote) },
+];
+
 export function renderMarkets(data: Dashboard): void {
-  const body = byId("markets").querySelector("tbody")!;
-  if (!data.markets.length) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: "6" }, "No markets configured.")));
-    return;
-  }
-  body.replaceChildren(
-    ...data.markets.map((row) =>
-      el(
-        "tr",
-        { "data-market": row.market },
-        el("th", { scope: "row" }, `${row.symbol} `, el("small", {}, row.timeframe)),
-        el(
-          "td",
-          { class: row.stale ? "stale" : "" },
-          utc(row.last_candle_close),
-          el("br"),
-          el("small", {}, row.stale ? `⚠ stale: ${age(row.age_ms)} old` : `${age(row.age_ms)} ago`),
-        ),
-        signalCell(row),
-        el("td", { class: "num", "data-key": "position" }, amount(row.position)),
-        pnl(row.realized_pnl, row.quote),
-        pnl(row.unrealized_pnl, row.quote),
-      ),
-    ),
-  );
+  renderRows("markets", MARKET_COLUMNS, data.markets, "No markets configured.", (row) => ({ "data-market": row.market }));
 }
 
 function decisionText(order: OrderRow): string {
@@ -104,43 +128,44 @@ function decisionText(order: OrderRow): string {
   return d.approved ? "approved" : `denied: ${reasons}`;
 }
 
+function intentCell(o: OrderRow): HTMLElement {
+  const id = shortId(o.intent_id);
+  const intent = o.execution_url
+    ? el(
+        "a",
+        {
+          href: o.execution_url,
+          target: "_blank",
+          rel: "noopener noreferrer",
+          title: `Intent ${o.intent_id}: its execution in the Step Functions console`,
+        },
+        id,
+        el("span", { class: "sr-only" }, " (execution in the Step Functions console)"),
+      )
+    : el("code", { title: o.intent_id }, id);
+  return el("td", {}, intent);
+}
+
+const ORDER_COLUMNS: Column<OrderRow>[] = [
+  { header: "Candle", cell: (o) => el("td", {}, utc(o.candle_time)) },
+  { header: "Market", cell: (o) => el("td", {}, o.market.split(":").slice(1, 2).join("") || o.market) },
+  { header: "Side", cell: (o) => el("td", {}, el("span", { class: `action ${o.side.toLowerCase()}` }, o.side)) },
+  { header: "Status", cell: (o) => el("td", {}, o.status, o.error ? el("small", {}, ` ${o.error}`) : null) },
+  { header: "Filled", numeric: true, cell: (o) => el("td", { class: "num" }, amount(o.filled)) },
+  { header: "Price", numeric: true, cell: (o) => el("td", { class: "num" }, amount(o.average)) },
+  { header: "Fee", numeric: true, cell: (o) => el("td", { class: "num" }, amount(o.fee, o.fee_currency ?? "")) },
+  { header: "Risk decision", cell: (o) => el("td", {}, decisionText(o)) },
+  { header: "Intent", cell: intentCell },
+];
+
 export function renderOrders(data: Dashboard): void {
-  const body = byId("orders").querySelector("tbody")!;
-  if (!data.orders.length) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: "9" }, "No orders yet.")));
-    return;
-  }
-  body.replaceChildren(
-    ...data.orders.map((o) => {
-      const id = shortId(o.intent_id);
-      const intent = o.execution_url
-        ? el(
-            "a",
-            {
-              href: o.execution_url,
-              target: "_blank",
-              rel: "noopener noreferrer",
-              title: `Intent ${o.intent_id}: its execution in the Step Functions console`,
-            },
-            id,
-            el("span", { class: "sr-only" }, " (execution in the Step Functions console)"),
-          )
-        : el("code", { title: o.intent_id }, id);
-      return el(
-        "tr",
-        { "data-intent": o.intent_id },
-        el("td", {}, utc(o.candle_time)),
-        el("td", {}, o.market.split(":").slice(1, 2).join("") || o.market),
-        el("td", {}, el("span", { class: `action ${o.side.toLowerCase()}` }, o.side)),
-        el("td", {}, o.status, o.error ? el("small", {}, ` ${o.error}`) : null),
-        el("td", { class: "num" }, amount(o.filled)),
-        el("td", { class: "num" }, amount(o.average)),
-        el("td", { class: "num" }, amount(o.fee, o.fee_currency ?? "")),
-        el("td", {}, decisionText(o)),
-        el("td", {}, intent),
-      );
-    }),
-  );
+  renderRows("orders", ORDER_COLUMNS, data.orders, "No orders yet.", (o) => ({ "data-intent": o.intent_id }));
+}
+
+/** The tables' headers, drawn once at start: shown before the first answer, and if it fails. */
+export function renderTableHeads(): void {
+  renderHead("markets", MARKET_COLUMNS);
+  renderHead("orders", ORDER_COLUMNS);
 }
 
 function list(title: string, entries: [string, string][] | null, empty: string): HTMLElement {

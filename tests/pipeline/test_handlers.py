@@ -18,6 +18,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from pydantic import ValidationError
 
+from tests.builders import BINANCE_ETH_BTC as MARKET
 from tests.builders import FixedPrices
 from tests.pipeline.conftest import REGION, Aws, FakeContext, sample_event
 from tickstep.models import (
@@ -32,7 +33,6 @@ from tickstep.models import (
 from tickstep.stores import CandleStore, ControlStore, PortfolioStore
 
 Loader = Callable[[str], ModuleType]
-MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
 DEADLINE_S = 120  # generous: a deadline only costs time when the test fails anyway
 
 

@@ -31,39 +31,57 @@ SPEED_ONLY = (
 TIMINGS = ("_ms", "wall_seconds", "lambda_log")
 
 
+def _replay_comparing(
+    monkeypatch: pytest.MonkeyPatch,
+    patch: str,
+    owner: Any,
+    method: str,
+    compare: Callable[..., Any],
+) -> dict[str, Any]:
+    """Replay 30 busy closes with the speed patch ``patch`` in place, where every call of
+    ``owner.method`` (the method the patch replaces) goes through ``compare(fast, motos, ...)``:
+    the patched method and moto's own, both at hand, with the call's arguments."""
+    real = getattr(moto_patches, patch)
+
+    @contextlib.contextmanager
+    def comparing() -> Iterator[None]:
+        motos = getattr(owner, method)
+        with real():
+            fast = getattr(owner, method)
+
+            def both(*args: Any, **kwargs: Any) -> Any:
+                return compare(fast, motos, *args, **kwargs)
+
+            setattr(owner, method, both)
+            try:
+                yield
+            finally:
+                setattr(owner, method, fast)
+
+    monkeypatch.setattr(moto_patches, patch, comparing)
+    return replay(TradingConfig.model_validate(busy_config()), 30, lambda cloud: None)
+
+
 def test_fast_dynamodb_answers_equal_motos_serializer_for_a_whole_replay(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from moto.core.responses import ActionResult
 
     compared: Counter[tuple[str, bool]] = Counter()
-    real = moto_patches.fast_dynamodb_responses
 
-    @contextlib.contextmanager
-    def comparing() -> Iterator[None]:
-        serializer = ActionResult.execute_result  # moto's own
-        with real():
-            fast = ActionResult.execute_result
+    def compare(fast: Any, serializer: Any, result: Any, context: Any) -> Any:
+        answer = fast(result, context)
+        if context.service_model.service_name == "dynamodb":
+            status, headers, body = serializer(result, context)
+            same = answer[:2] == (status, headers) and json.loads(answer[2] or "{}") == json.loads(
+                body or "{}"
+            )
+            compared[context.operation_model.name, same] += 1
+        return answer
 
-            def both(self: Any, context: Any) -> Any:
-                answer = fast(self, context)
-                if context.service_model.service_name == "dynamodb":
-                    status, headers, body = serializer(self, context)
-                    same = answer[:2] == (status, headers) and json.loads(
-                        answer[2] or "{}"
-                    ) == json.loads(body or "{}")
-                    compared[context.operation_model.name, same] += 1
-                return answer
-
-            ActionResult.execute_result = both  # type: ignore[method-assign]
-            try:
-                yield
-            finally:
-                ActionResult.execute_result = fast  # type: ignore[method-assign]
-
-    monkeypatch.setattr(moto_patches, "fast_dynamodb_responses", comparing)
-
-    report = replay(TradingConfig.model_validate(busy_config()), 30, lambda cloud: None)
+    report = _replay_comparing(
+        monkeypatch, "fast_dynamodb_responses", ActionResult, "execute_result", compare
+    )
 
     assert report["orders"]["intents"] > 0  # the replay reached the order path
     assert {op for op, same in compared if not same} == set()
@@ -77,32 +95,17 @@ def test_query_from_its_partition_answers_as_motos_query_for_a_whole_replay(
     from moto.dynamodb.models.table import Table
 
     compared: Counter[bool] = Counter()
-    real = moto_patches.query_one_partition
 
-    @contextlib.contextmanager
-    def comparing() -> Iterator[None]:
-        motos = Table.query
-        with real():
-            fast = Table.query
+    def compare(fast: Any, motos: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = fast(table, *args, **kwargs)
+        items, scanned, last = motos(table, *args, **kwargs)
+        same = [item.to_json() for item in answer[0]] == [
+            item.to_json() for item in items
+        ] and answer[1:] == (scanned, last)
+        compared[same] += 1
+        return answer
 
-            def both(table: Any, *args: Any, **kwargs: Any) -> Any:
-                answer = fast(table, *args, **kwargs)
-                items, scanned, last = motos(table, *args, **kwargs)
-                same = [item.to_json() for item in answer[0]] == [
-                    item.to_json() for item in items
-                ] and answer[1:] == (scanned, last)
-                compared[same] += 1
-                return answer
-
-            Table.query = both  # type: ignore[method-assign]
-            try:
-                yield
-            finally:
-                Table.query = fast  # type: ignore[method-assign]
-
-    monkeypatch.setattr(moto_patches, "query_one_partition", comparing)
-
-    report = replay(TradingConfig.model_validate(busy_config()), 30, lambda cloud: None)
+    report = _replay_comparing(monkeypatch, "query_one_partition", Table, "query", compare)
 
     assert report["orders"]["intents"] > 0
     assert compared[False] == 0

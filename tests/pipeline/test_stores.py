@@ -11,15 +11,15 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from tests.builders import BINANCE_ETH_BTC as MARKET
 from tests.pipeline.conftest import Aws
 from tickstep.aws import TaskTokens
 from tickstep.memory import MemoryDenials
-from tickstep.models import Candle, Market, Order, OrderStatus, OrderType, Side
+from tickstep.models import Candle, Order, OrderStatus, OrderType, Side
 from tickstep.ports import StaleWrite
 from tickstep.stores import CandleStore, DenialStore, OrderStore
 from tickstep.stores.candles import BACKOFF_BASE_S, BACKOFF_CAP_S, UNPROCESSED_ATTEMPTS
 
-MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
 T0 = 1_732_622_100_000
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tests.builders import PAPER_ETH_BTC as MARKET
 from tickstep.models import (
     Balance,
     Candle,
@@ -21,7 +22,6 @@ from tickstep.models import (
 from tickstep.ports import LedgerEntry
 from tickstep.usecases.dashboard import DashboardSources, Operations, overview
 
-MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
 T0 = 1_515_560_100_000
 STEP = 300_000
 INTENT = "a" * 32

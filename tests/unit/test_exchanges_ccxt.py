@@ -13,6 +13,7 @@ from urllib.parse import quote, quote_plus
 import ccxt
 import pytest
 
+from tests.builders import BINANCE_ETH_BTC as MARKET
 from tests.builders import CcxtOrderCall, secret_pieces
 from tickstep.exchanges import (
     AmbiguousOrderError,
@@ -27,10 +28,9 @@ from tickstep.exchanges import (
 )
 from tickstep.exchanges.ccxt_adapter import ERROR_TABLE
 from tickstep.exchanges.port import OrderRequest
-from tickstep.models import Market, MarketRules, OrderStatus, OrderType, Side
+from tickstep.models import MarketRules, OrderStatus, OrderType, Side
 from tickstep.orders import intent_id
 
-MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
 NOW = 1_700_000_000_000
 FIVE_MIN = 300_000
 CID = intent_id("sma", MARKET, NOW - FIVE_MIN, Side.BUY)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import PAPER_ETH_BTC as MARKET
 from tests.builders import FixedPrices
 from tickstep.candles import bundled_file, load_csv, market_from_filename
 from tickstep.exchanges import (
@@ -23,7 +24,6 @@ from tickstep.exchanges.port import OrderRequest
 from tickstep.models import Market, MarketRules, Order, OrderStatus, OrderType, Side
 from tickstep.orders import intent_id
 
-MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
 NOW = 1_700_000_000_000
 RULES = MarketRules(
     amount_step=Decimal("0.001"),

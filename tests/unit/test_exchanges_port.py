@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import BINANCE_ETH_BTC as MARKET
 from tickstep.exchanges import (
     AmbiguousOrderError,
     AuthenticationFailed,
@@ -22,10 +23,9 @@ from tickstep.exchanges import (
 )
 from tickstep.exchanges.port import INTENT_ID_RE
 from tickstep.failures import TransientError
-from tickstep.models import Market, Side
+from tickstep.models import Side
 from tickstep.orders import intent_id
 
-MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
 ORDER_WORKFLOW = Path(__file__).resolve().parents[2] / "statemachines" / "order.asl.json"
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.builders import BINANCE_ETH_BTC as MARKET
 from tickstep.models import (
-    Market,
     MarketRules,
     OrderIntent,
     OrderType,
@@ -47,20 +47,18 @@ from tickstep.risk import (
 )
 
 D = Decimal
-MARKET = Market(exchange="binance", symbol="ETH/BTC", timeframe="5m")
 TIMEFRAME_MS = 300_000
 CANDLE_TIME = 1_700_000_100_000
 NOW = CANDLE_TIME + TIMEFRAME_MS + 2_000
 CLOSE = D("0.07341")
-RULES = MarketRules(
-    amount_step=D("0.001"),
-    price_step=D("0.00001"),
-    min_amount=D("0.001"),
-    max_amount=D("100000"),
-    min_cost=D("0.0001"),
-    max_cost=D("9000"),
-)
-
+RULES: dict[str, Any] = {
+    "amount_step": "0.001",
+    "price_step": "0.00001",
+    "min_amount": "0.001",
+    "max_amount": "100000",
+    "min_cost": "0.0001",
+    "max_cost": "9000",
+}
 LIMITS: dict[str, Any] = {
     "max_notional_per_order": "0.01",
     "max_position_per_market": "0.05",
@@ -428,41 +426,36 @@ def test_check_stale_data_when_a_newer_candle_is_stored_but_the_intent_is_old_th
 # --- market rules -------------------------------------------------------------------------
 
 
-def test_check_market_amount_when_within_limits_then_allows() -> None:
-    assert check_market_amount(BUY, context(), limits(), D("0.001")).ok
+@pytest.mark.parametrize(
+    ("guard", "amount", "reason"),
+    [
+        (check_market_amount, "0.001", ReasonCode.APPROVED),
+        (check_market_amount, "0", ReasonCode.BELOW_MIN_AMOUNT),
+        (check_market_amount, "0.0009", ReasonCode.BELOW_MIN_AMOUNT),  # 0 after truncation
+        (check_market_amount, "100000.001", ReasonCode.ABOVE_MAX_AMOUNT),
+        # 0.002 ETH costs 0.00014682 BTC, 0.001 ETH 0.00007341 BTC (the min cost is 0.0001)
+        (check_market_notional, "0.002", ReasonCode.APPROVED),
+        (check_market_notional, "0.001", ReasonCode.BELOW_MIN_NOTIONAL),
+        (check_market_notional, "0.0009", ReasonCode.APPROVED),  # 0 ETH: the amount guard's
+        (check_market_notional, "200000", ReasonCode.ABOVE_MAX_NOTIONAL),
+    ],
+    ids=[
+        "amount-within",
+        "amount-zero",
+        "amount-below-min-after-truncation",
+        "amount-above-max",
+        "cost-within",
+        "cost-below-min",
+        "cost-of-zero-amount-left-to-the-amount-guard",
+        "cost-above-max",
+    ],
+)
+def test_market_rule_guards_when_a_buy_is_outside_the_rules_then_deny_it_naming_the_rule(
+    guard: Any, amount: str, reason: ReasonCode
+) -> None:
+    check = guard(BUY, context(), limits(), D(amount))
 
-
-@pytest.mark.parametrize("amount", ["0", "0.0009"])
-def test_check_market_amount_when_below_min_after_truncation_then_denies(amount: str) -> None:
-    check = check_market_amount(BUY, context(), limits(), D(amount))
-
-    assert (check.ok, check.reason) == (False, ReasonCode.BELOW_MIN_AMOUNT)
-
-
-def test_check_market_amount_when_above_max_then_denies() -> None:
-    check = check_market_amount(BUY, context(), limits(), D("100000.001"))
-
-    assert (check.ok, check.reason) == (False, ReasonCode.ABOVE_MAX_AMOUNT)
-
-
-def test_check_market_notional_when_within_limits_then_allows() -> None:
-    assert check_market_notional(BUY, context(), limits(), D("0.002")).ok  # 0.00014682 BTC
-
-
-def test_check_market_notional_when_below_min_cost_then_denies() -> None:
-    check = check_market_notional(BUY, context(), limits(), D("0.001"))  # 0.00007341 BTC
-
-    assert (check.ok, check.reason) == (False, ReasonCode.BELOW_MIN_NOTIONAL)
-
-
-def test_check_market_notional_when_amount_is_zero_then_leaves_it_to_the_amount_guard() -> None:
-    assert check_market_notional(BUY, context(), limits(), D("0.0009")).ok
-
-
-def test_check_market_notional_when_above_max_cost_then_denies() -> None:
-    check = check_market_notional(BUY, context(), limits(), D("200000"))
-
-    assert (check.ok, check.reason) == (False, ReasonCode.ABOVE_MAX_NOTIONAL)
+    assert (check.ok, check.reason) == (reason is ReasonCode.APPROVED, reason)
 
 
 # --- balance ------------------------------------------------------------------------------

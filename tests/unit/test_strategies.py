@@ -7,6 +7,7 @@ from tickstep.candles import CandleArrays
 from tickstep.models import Market, SignalAction
 from tickstep.strategies import STRATEGIES, ConfigError, StrategyConfig, build_strategy
 from tickstep.strategies.registry import parse_param_assignments
+from tickstep.training.data import slice_candles
 
 BUILTINS = ["sma_cross", "rsi_reversion", "macd_trend", "bbands_breakout", "ml"]
 
@@ -123,18 +124,6 @@ def test_parse_param_assignments_when_numbers_and_text_then_typed() -> None:
         parse_param_assignments(["fast"])
 
 
-def _candles_between(candles: CandleArrays, start: int, end: int) -> CandleArrays:
-    """Candles ``start`` to ``end - 1``: what the signal function reads from DynamoDB."""
-    return CandleArrays(
-        candles.timestamp[start:end],
-        candles.open[start:end],
-        candles.high[start:end],
-        candles.low[start:end],
-        candles.close[start:end],
-        candles.volume[start:end],
-    )
-
-
 @pytest.mark.parametrize(
     ("name", "params"),
     [
@@ -156,8 +145,8 @@ def test_live_signal_when_finite_window_strategy_reads_its_history_then_equals_f
     signals = 0
     for i in range(len(eth_btc_candles)):
         full = strategy.signal(eth_btc, eth_btc_candles.head(i + 1))
-        start = max(0, i + 1 - strategy.history)
-        read = strategy.signal(eth_btc, _candles_between(eth_btc_candles, start, i + 1))
+        start = max(0, i + 1 - strategy.history)  # what the signal function reads from DynamoDB
+        read = strategy.signal(eth_btc, slice_candles(eth_btc_candles, start, i + 1))
         assert read == full, i
         signals += bool(series.action[i])
     assert signals > 10  # the comparison went through BUYs and SELLs
@@ -173,5 +162,5 @@ def test_live_signal_when_indicators_remember_everything_then_default_history_is
     assert strategy.history == 2 * strategy.warmup + 20
     i = len(eth_btc_candles) - 1
     full = strategy.signal(eth_btc, eth_btc_candles.head(i + 1))
-    short = strategy.signal(eth_btc, _candles_between(eth_btc_candles, i - strategy.warmup, i + 1))
+    short = strategy.signal(eth_btc, slice_candles(eth_btc_candles, i - strategy.warmup, i + 1))
     assert short.indicators != full.indicators
