@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.models import Market, MarketRules
 from tickstep.usecases.ingest import IngestPorts, ingest
-from tickstep.wiring import Dependencies, lambda_entry, make_tracer
+from tickstep.wiring import Dependencies, make_tracer, scheduled_entry
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import CandleSource
@@ -43,7 +41,6 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
 
     settings = IngestSettings.from_env(os.environ)
     dynamodb = aws_client("dynamodb")
-    portfolio = PortfolioStore(dynamodb, settings.portfolio_table)
     rules: Callable[[Market], MarketRules] | None = None
     if source is None:
         source, rules = candle_source(settings)
@@ -59,19 +56,16 @@ def build_dependencies(*, source: CandleSource | None = None) -> Deps:
         candles=CandleStore(dynamodb, settings.candles_table),
         publisher=EventBus(aws_client("events"), settings.event_bus_name),
         rules=rules,
-        portfolio=portfolio,
+        portfolio=PortfolioStore(dynamodb, settings.portfolio_table),
     )
 
 
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@lambda_entry(logger, tracer, metrics, smoke=dependencies, clear_state=True)
+@scheduled_entry(logger, tracer, metrics, smoke=dependencies)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    tick = parse(event=event, model=EventBridgeModel)
-    logger.append_keys(schedule_event=tick.id)
-    deps = dependencies()
-    report = ingest(deps)
+    report = ingest(dependencies())
     metrics.add_metric(name="CandlesIngested", unit=MetricUnit.Count, value=report.candles)
     metrics.add_metric(name="IngestFailures", unit=MetricUnit.Count, value=len(report.failures))
     for market, error in report.failures.items():

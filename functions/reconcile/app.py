@@ -14,12 +14,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickstep.usecases.reconcile import ReconcilePorts, reconcile_account
-from tickstep.wiring import Dependencies, lambda_entry, make_tracer
+from tickstep.wiring import Dependencies, make_tracer, scheduled_entry
 
 logger = Logger()
 tracer = make_tracer(os.environ)
@@ -56,12 +54,9 @@ def build_dependencies(*, prices: Any = None, clock: Callable[[], int] | None = 
 set_dependencies, dependencies = Dependencies(build_dependencies).accessors()
 
 
-@lambda_entry(logger, tracer, metrics, smoke=dependencies, clear_state=True)
+@scheduled_entry(logger, tracer, metrics, smoke=dependencies)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    tick = parse(event=event, model=EventBridgeModel)
-    logger.append_keys(schedule_event=tick.id)
-    deps = dependencies()
-    report = reconcile_account(deps)
+    report = reconcile_account(dependencies())
     metrics.add_metric(name="LedgerDrift", unit=MetricUnit.Count, value=report.drift)
     for key, error in report.errors.items():
         logger.error("not reconciled", item=key, error=error)

@@ -268,14 +268,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     # A ConfigError (a bad option or file) is answered by main(): exit 2, named.
     out = _output_file("--out", args.out, "model.json")  # before the work: fail fast
+    numbers = ("horizon", "folds", "holdout", "l2", "seed", "buy_above", "sell_below")
     options = TrainOptions(
-        horizon=args.horizon,
-        folds=args.folds,
-        holdout=args.holdout,
-        l2=args.l2,
-        seed=args.seed,
-        buy_above=args.buy_above,
-        sell_below=args.sell_below,
+        **{name: getattr(args, name) for name in numbers},
         stake=_decimal("--stake", args.stake),
         fee=_decimal("--fee", args.fee),
     )

@@ -264,29 +264,25 @@ def _buy_cap(
 
 def check_max_daily_loss(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
     """Reaching the day's loss limit denies a BUY and asks for HALTED: a person must look."""
-    if intent.side is Side.SELL:
-        return _PASS
     loss = ctx.day_start_equity - ctx.equity
-    if loss >= limits.max_daily_loss:
-        return _deny(
-            ReasonCode.MAX_DAILY_LOSS,
-            f"daily loss {_fmt(loss)} reached the limit {_fmt(limits.max_daily_loss)}",
-            halt=True,
-        )
-    return _PASS
+    says = f"daily loss {_fmt(loss)} reached the limit {_fmt(limits.max_daily_loss)}"
+    return _halt_buys(intent, loss >= limits.max_daily_loss, ReasonCode.MAX_DAILY_LOSS, says)
 
 
 def check_max_drawdown(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> Check:
     """Reaching the drawdown limit denies a BUY and asks for HALTED: a person must look."""
-    if intent.side is Side.SELL or ctx.peak_equity <= 0:
+    if ctx.peak_equity <= 0:
         return _PASS
     drawdown = (ctx.peak_equity - ctx.equity) / ctx.peak_equity
-    if drawdown >= limits.max_drawdown:
-        return _deny(
-            ReasonCode.MAX_DRAWDOWN,
-            f"drawdown {drawdown:.2%} from peak reached the limit {limits.max_drawdown:.2%}",
-            halt=True,
-        )
+    says = f"drawdown {drawdown:.2%} from peak reached the limit {limits.max_drawdown:.2%}"
+    return _halt_buys(intent, drawdown >= limits.max_drawdown, ReasonCode.MAX_DRAWDOWN, says)
+
+
+def _halt_buys(intent: OrderIntent, reached: bool, code: ReasonCode, says: str) -> Check:
+    """A loss limit: once ``reached``, a BUY is denied with ``code`` and HALTED asked for (a
+    SELL only lowers the risk)."""
+    if intent.side is Side.BUY and reached:
+        return _deny(code, says, halt=True)
     return _PASS
 
 

@@ -13,36 +13,22 @@ from aws_lambda_powertools.event_handler import Response
 
 from tickstep.http_api import CALLER_FIELD, forbidden, verified_caller
 from tickstep.models import Market, OrderStatus, TradingState, TradingStateRecord
-from tickstep.ports import (
-    CandleRepository,
-    ControlRepository,
-    DenialCounts,
-    OrderRepository,
-    PortfolioRepository,
-    Publisher,
-    SignalRepository,
-)
+from tickstep.ports import DenialCounts, Publisher
 from tickstep.usecases.control import set_trading_state
 from tickstep.usecases.control import status as control_status
-from tickstep.usecases.dashboard import DashboardSources, Operations, overview
+from tickstep.usecases.dashboard import DashboardSources, overview
 
 if TYPE_CHECKING:
     from tickstep.settings import ApiSettings
 
 
 @dataclass(frozen=True)
-class ApiDeps:
-    markets: list[Market]
-    control: ControlRepository
-    orders: OrderRepository
-    portfolio: PortfolioRepository
-    signals: SignalRepository | None
-    candles: CandleRepository
+class ApiDeps(DashboardSources):
+    """The dashboard's sources, with what the other routes need besides."""
+
     publisher: Publisher
     clock: Callable[[], int]
     mode: str
-    price: Callable[[Market], Decimal | None]
-    operations: Operations
     denials: DenialCounts
 
 
@@ -141,17 +127,8 @@ def dashboard(deps: ApiDeps) -> dict[str, Any]:
     now = deps.clock()
     today = now // 86_400_000
     first = today - DENIAL_DAYS + 1
-    sources = DashboardSources(
-        markets=deps.markets,
-        control=deps.control,
-        orders=deps.orders,
-        portfolio=deps.portfolio,
-        signals=deps.signals,
-        candles=deps.candles,
-        price=deps.price,
-        operations=replace(deps.operations, denials=lambda: deps.denials.since(first, today)),
-    )
-    return overview(sources, now_ms=now, mode=deps.mode)
+    operations = replace(deps.operations, denials=lambda: deps.denials.since(first, today))
+    return overview(replace(deps, operations=operations), now_ms=now, mode=deps.mode)
 
 
 def health(deps: ApiDeps) -> Response[str]:

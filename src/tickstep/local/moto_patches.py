@@ -41,8 +41,9 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from unittest import mock
 
 MOTO_VERSION = "5.2.5"
 """The moto release these patches are written against (pyproject.toml pins it)."""
@@ -63,16 +64,9 @@ def scaled_retry_sleep(scale: Callable[[], float]) -> Iterator[None]:
 
     # The state machines' Retry intervals, and the AWS SDK's own retry back-off (a throttled
     # DynamoDB request sleeps up to seconds before it is sent again).
-    modules: list[Any] = [retrier_decl, botocore.endpoint]
-    saved = [module.time for module in modules]
     scaled = SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale()))
-    for module in modules:
-        module.time = scaled
-    try:
+    with _wrapped([(retrier_decl, "time"), (botocore.endpoint, "time")], lambda _: scaled):
         yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            module.time = original
 
 
 @contextlib.contextmanager
@@ -92,11 +86,8 @@ def moto_skips_throttled_requests() -> Iterator[None]:
             return None
         return original(stubber, event_name, request, **kwargs)
 
-    cls.__call__ = call
-    try:
+    with mock.patch.object(cls, "__call__", call):
         yield
-    finally:
-        cls.__call__ = original
 
 
 @contextlib.contextmanager
@@ -157,19 +148,13 @@ def fix_moto_execution_status_before_start() -> Iterator[None]:
     """
     from moto.stepfunctions.parser.backend.execution import Execution
 
-    cls: Any = Execution
-    original = cls.status
-
     def status(execution: Any) -> str:
         if execution.exec_status is None:
             return "RUNNING"
         return str(execution.exec_status.value)
 
-    cls.status = property(status)
-    try:
+    with mock.patch.object(Execution, "status", property(status)):
         yield
-    finally:
-        cls.status = original
 
 
 @contextlib.contextmanager
@@ -243,11 +228,8 @@ def fix_moto_early_task_token_answer() -> Iterator[None]:
         callback_endpoint._outcome = None
         return outcome
 
-    cls._wait_for_task_token_heartbeat = wait
-    try:
+    with mock.patch.object(cls, "_wait_for_task_token_heartbeat", wait):
         yield
-    finally:
-        cls._wait_for_task_token_heartbeat = original
 
 
 @contextlib.contextmanager
@@ -412,15 +394,8 @@ def parse_each_json_path_once() -> Iterator[None]:
     from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.utils import json_path
 
-    modules: list[Any] = [json_path, result_path]
-    saved = [module.parse for module in modules]
-    for module, original in zip(modules, saved, strict=True):
-        module.parse = functools.lru_cache(maxsize=4096)(original)
-    try:
+    with _wrapped([(json_path, "parse"), (result_path, "parse")], functools.lru_cache(4096)):
         yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            module.parse = original
 
 
 @contextlib.contextmanager
@@ -429,13 +404,8 @@ def cache_response_method_names() -> Iterator[None]:
     (to check the action is one); classes do not change, so list each once. Speed only."""
     from moto.core import responses
 
-    module: Any = responses
-    original = module.method_names_from_class
-    module.method_names_from_class = functools.cache(original)
-    try:
+    with _wrapped([(responses, "method_names_from_class")], functools.cache):
         yield
-    finally:
-        module.method_names_from_class = original
 
 
 @contextlib.contextmanager
@@ -452,7 +422,6 @@ def notify_progress(callback: Callable[[], None]) -> Iterator[None]:
         (SQSBackend, "send_message_batch"),
         (SQSBackend, "change_message_visibility"),
     ]
-    saved = [getattr(cls, name) for cls, name in hooks]
 
     def notifying(original: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -463,10 +432,18 @@ def notify_progress(callback: Callable[[], None]) -> Iterator[None]:
 
         return call
 
-    for (cls, name), original in zip(hooks, saved, strict=True):
-        setattr(cls, name, notifying(original))
+    with _wrapped(hooks, notifying):
+        yield
+
+
+@contextlib.contextmanager
+def _wrapped(attributes: Sequence[tuple[Any, str]], wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Each ``(owner, name)`` attribute replaced by ``wrap(original)``, until the block ends."""
+    saved = [getattr(owner, name) for owner, name in attributes]
+    for (owner, name), original in zip(attributes, saved, strict=True):
+        setattr(owner, name, wrap(original))
     try:
         yield
     finally:
-        for (cls, name), original in zip(hooks, saved, strict=True):
-            setattr(cls, name, original)
+        for (owner, name), original in zip(attributes, saved, strict=True):
+            setattr(owner, name, original)

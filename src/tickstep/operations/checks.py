@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,26 +59,32 @@ def _attempt(name: str, check: Callable[[], tuple[bool, str]]) -> Check:
     return Check(name, ok, reason)
 
 
+def _each(
+    kind: str, resources: Mapping[str, str], check: Callable[[str], tuple[bool, str]]
+) -> Iterator[Check]:
+    """``check`` of each resource (its name or ARN), named ``kind:<its logical id>``."""
+    for logical, physical in resources.items():
+        yield _attempt(f"{kind}:{logical}", functools.partial(check, physical))
+
+
 def stack_status(ctx: Context) -> Iterator[Check]:
     status = ctx.stack.status
     yield Check("stack-status", status in HEALTHY_STATUSES, status)
 
 
 def aliases(ctx: Context) -> Iterator[Check]:
-    for logical, name in ctx.stack.functions.items():
+    def check(name: str) -> tuple[bool, str]:
+        alias = function_alias(ctx.clients, name)
+        if alias is None:
+            return False, f"no alias {ALIAS}"
+        version = alias["FunctionVersion"]
+        weights = alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+        if version == "$LATEST":
+            return False, f"{ALIAS} points at $LATEST, not a published version"
+        shift = f" (canary: {weights})" if weights else ""
+        return True, f"{ALIAS} -> version {version}{shift}"
 
-        def check(name: str = name) -> tuple[bool, str]:
-            alias = function_alias(ctx.clients, name)
-            if alias is None:
-                return False, f"no alias {ALIAS}"
-            version = alias["FunctionVersion"]
-            weights = alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
-            if version == "$LATEST":
-                return False, f"{ALIAS} points at $LATEST, not a published version"
-            shift = f" (canary: {weights})" if weights else ""
-            return True, f"{ALIAS} -> version {version}{shift}"
-
-        yield _attempt(f"alias:{logical}", check)
+    yield from _each("alias", ctx.stack.functions, check)
 
 
 def smoke_invoke(lambda_client: Any, function: str, qualifier: str = ALIAS) -> str | None:
@@ -102,13 +109,11 @@ def smoke_invoke(lambda_client: Any, function: str, qualifier: str = ALIAS) -> s
 
 
 def smoke(ctx: Context) -> Iterator[Check]:
-    for logical, name in ctx.stack.functions.items():
+    def check(name: str) -> tuple[bool, str]:
+        error = smoke_invoke(ctx.clients("lambda"), name)
+        return error is None, error or f"{ALIAS} answered the smoke event"
 
-        def check(name: str = name) -> tuple[bool, str]:
-            error = smoke_invoke(ctx.clients("lambda"), name)
-            return error is None, error or f"{ALIAS} answered the smoke event"
-
-        yield _attempt(f"smoke:{logical}", check)
+    yield from _each("smoke", ctx.stack.functions, check)
 
 
 _TARGETS = re.compile(r'"(?:FunctionName|StateMachineArn)"\s*:\s*"([^"]+)"')
@@ -116,21 +121,20 @@ _TARGETS = re.compile(r'"(?:FunctionName|StateMachineArn)"\s*:\s*"([^"]+)"')
 
 def state_machine_aliases(ctx: Context) -> Iterator[Check]:
     sfn = ctx.clients("stepfunctions")
-    for logical, arn in ctx.stack.state_machines.items():
 
-        def check(arn: str = arn) -> tuple[bool, str]:
-            alias = state_machine_alias(ctx.clients, arn)
-            if alias is None:
-                return False, f"no alias {ALIAS}"
-            routes = alias["routingConfiguration"]
-            version_arn = max(routes, key=lambda r: r["weight"])["stateMachineVersionArn"]
-            definition = sfn.describe_state_machine(stateMachineArn=version_arn)["definition"]
-            unqualified = [t for t in _TARGETS.findall(definition) if not t.endswith(f":{ALIAS}")]
-            if unqualified:
-                return False, f"calls {unqualified[0]} instead of its alias"
-            return True, f"{ALIAS} -> version {version_arn.rsplit(':', 1)[-1]}"
+    def check(arn: str) -> tuple[bool, str]:
+        alias = state_machine_alias(ctx.clients, arn)
+        if alias is None:
+            return False, f"no alias {ALIAS}"
+        routes = alias["routingConfiguration"]
+        version_arn = max(routes, key=lambda r: r["weight"])["stateMachineVersionArn"]
+        definition = sfn.describe_state_machine(stateMachineArn=version_arn)["definition"]
+        unqualified = [t for t in _TARGETS.findall(definition) if not t.endswith(f":{ALIAS}")]
+        if unqualified:
+            return False, f"calls {unqualified[0]} instead of its alias"
+        return True, f"{ALIAS} -> version {version_arn.rsplit(':', 1)[-1]}"
 
-        yield _attempt(f"state-machine-alias:{logical}", check)
+    yield from _each("state-machine-alias", ctx.stack.state_machines, check)
 
 
 def alarms(ctx: Context) -> Iterator[Check]:
@@ -214,31 +218,30 @@ def trading_state(ctx: Context) -> Iterator[Check]:
 def recent_failures(ctx: Context) -> Iterator[Check]:
     sfn, cw = ctx.clients("stepfunctions"), ctx.clients("cloudwatch")
     since_ms = ctx.now_ms - HOUR_MS
-    for logical, arn in ctx.stack.state_machines.items():
 
-        def check(arn: str = arn) -> tuple[bool, str]:
-            kind = sfn.describe_state_machine(stateMachineArn=arn).get("type", "STANDARD")
-            if kind == "EXPRESS":  # Express executions cannot be listed: their metric
-                points = cw.get_metric_statistics(
-                    Namespace="AWS/States",
-                    MetricName="ExecutionsFailed",
-                    Dimensions=[{"Name": "StateMachineArn", "Value": arn}],
-                    StartTime=since_ms / 1000,
-                    EndTime=ctx.now_ms / 1000,
-                    Period=3600,
-                    Statistics=["Sum"],
-                )["Datapoints"]
-                failed = int(sum(p["Sum"] for p in points))
-            else:
-                listed = sfn.list_executions(stateMachineArn=arn, statusFilter="FAILED")
-                failed = sum(
-                    1
-                    for e in listed["executions"]
-                    if e.get("stopDate") and e["stopDate"].timestamp() * 1000 >= since_ms
-                )
-            return failed == 0, f"{failed} failed in the last hour"
+    def check(arn: str) -> tuple[bool, str]:
+        kind = sfn.describe_state_machine(stateMachineArn=arn).get("type", "STANDARD")
+        if kind == "EXPRESS":  # Express executions cannot be listed: their metric
+            points = cw.get_metric_statistics(
+                Namespace="AWS/States",
+                MetricName="ExecutionsFailed",
+                Dimensions=[{"Name": "StateMachineArn", "Value": arn}],
+                StartTime=since_ms / 1000,
+                EndTime=ctx.now_ms / 1000,
+                Period=3600,
+                Statistics=["Sum"],
+            )["Datapoints"]
+            failed = int(sum(p["Sum"] for p in points))
+        else:
+            listed = sfn.list_executions(stateMachineArn=arn, statusFilter="FAILED")
+            failed = sum(
+                1
+                for e in listed["executions"]
+                if e.get("stopDate") and e["stopDate"].timestamp() * 1000 >= since_ms
+            )
+        return failed == 0, f"{failed} failed in the last hour"
 
-        yield _attempt(f"failed-executions:{logical}", check)
+    yield from _each("failed-executions", ctx.stack.state_machines, check)
 
 
 def _signed_headers(ctx: Context, url: str) -> dict[str, str]:

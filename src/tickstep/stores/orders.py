@@ -80,17 +80,8 @@ class OrderStore:
         """Note, before each send, that an order may now exist on the exchange: a later attempt
         that cannot find it must wait out the exchange's lag instead of sending again."""
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={PK: _s(intent_id)},
-                UpdateExpression="SET sent_at = :now",
-                ConditionExpression="attribute_exists(pk) AND #status IN (:new, :unknown)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":now": _n(now_ms),
-                    ":new": _s(OrderStatus.NEW.value),
-                    ":unknown": _s(OrderStatus.UNKNOWN.value),
-                },
+            self._update_new_or_unknown(
+                intent_id, "SET sent_at = :now", "attribute_exists(pk)", {":now": _n(now_ms)}
             )
         except condition_failed(self._client) as exc:
             raise StaleWrite(f"{intent_id}: not in the ledger as new or unknown") from exc
@@ -99,20 +90,29 @@ class OrderStore:
         """Take back :meth:`mark_sent` of ``sent_at`` when the exchange refused that send
         outright (nothing can appear); a later mark or a status change is left alone."""
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={PK: _s(intent_id)},
-                UpdateExpression="REMOVE sent_at",
-                ConditionExpression="sent_at = :sent AND #status IN (:new, :unknown)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":sent": _n(sent_at),
-                    ":new": _s(OrderStatus.NEW.value),
-                    ":unknown": _s(OrderStatus.UNKNOWN.value),
-                },
+            self._update_new_or_unknown(
+                intent_id, "REMOVE sent_at", "sent_at = :sent", {":sent": _n(sent_at)}
             )
         except condition_failed(self._client):
             pass  # the condition said no: nothing to do
+
+    def _update_new_or_unknown(
+        self, intent_id: str, update: str, condition: str, values: dict[str, Any]
+    ) -> None:
+        """``update`` the item if ``condition`` holds and it is still new or unknown (nothing
+        the exchange answered has been recorded)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key={PK: _s(intent_id)},
+            UpdateExpression=update,
+            ConditionExpression=f"{condition} AND #status IN (:new, :unknown)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                **values,
+                ":new": _s(OrderStatus.NEW.value),
+                ":unknown": _s(OrderStatus.UNKNOWN.value),
+            },
+        )
 
     def record(
         self, intent_id: str, expected: OrderStatus, order: Order, now_ms: int
@@ -127,24 +127,10 @@ class OrderStore:
             if current is None:
                 raise StaleWrite(f"{intent_id}: not in the ledger")
             return current
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key={PK: _s(intent_id)},
-                UpdateExpression="SET #status = :status, #order = :order, updated_at = :now",
-                ConditionExpression="#status = :expected",
-                ExpressionAttributeNames={"#status": "status", "#order": "order"},
-                ExpressionAttributeValues={
-                    ":status": _s(order.status.value),
-                    ":order": _s(order.model_dump_json()),
-                    ":now": _s(_iso(now_ms)),
-                    ":expected": _s(expected.value),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except condition_failed(self._client) as exc:
-            raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
-        return self._entry(response["Attributes"])
+        moved = self._move(
+            intent_id, expected, order.status, ("order", order.model_dump_json()), now_ms
+        )
+        return self._entry(moved)
 
     def settle(
         self, intent_id: str, expected: OrderStatus, status: OrderStatus, error: str, now_ms: int
@@ -152,22 +138,38 @@ class OrderStore:
         """Move an order with no exchange order (e.g. unknown, proved absent -> failed)."""
         if not can_transition(expected, status):
             raise InvalidTransition(f"{intent_id}: {expected.value} -> {status.value}")
+        self._move(intent_id, expected, status, ("error", error[:1000]), now_ms)
+
+    def _move(
+        self,
+        intent_id: str,
+        expected: OrderStatus,
+        status: OrderStatus,
+        field: tuple[str, str],
+        now_ms: int,
+    ) -> dict[str, Any]:
+        """Set ``status`` and one more ``(name, text)`` field if the item is still ``expected``
+        (:class:`StaleWrite` if not); the item as it is now."""
+        name, text = field
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key={PK: _s(intent_id)},
-                UpdateExpression="SET #status = :status, #error = :error, updated_at = :now",
+                UpdateExpression=f"SET #status = :status, #{name} = :{name}, updated_at = :now",
                 ConditionExpression="#status = :expected",
-                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeNames={"#status": "status", f"#{name}": name},
                 ExpressionAttributeValues={
                     ":status": _s(status.value),
-                    ":error": _s(error[:1000]),
+                    f":{name}": _s(text),
                     ":now": _s(_iso(now_ms)),
                     ":expected": _s(expected.value),
                 },
+                ReturnValues="ALL_NEW",
             )
         except condition_failed(self._client) as exc:
             raise StaleWrite(f"{intent_id}: no longer {expected.value}") from exc
+        attributes: dict[str, Any] = response["Attributes"]
+        return attributes
 
     def adopt(self, order: Order, now_ms: int) -> bool:
         """Record an order the pipeline did not place (once); False if already known."""

@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -168,7 +168,15 @@ def _fit(x: FloatArray, y: npt.NDArray[np.int8], options: TrainOptions) -> _Fit:
     )
 
 
-def _verdict(title: str, m: Metrics, horizon: int) -> tuple[bool, float | None, str]:
+class Judgement(TypedDict):
+    """What the model file says of a set of figures (the pooled folds', the held-out)."""
+
+    auc_standard_error: float | None
+    edge: bool
+    verdict: str
+
+
+def _verdict(title: str, m: Metrics, horizon: int) -> Judgement:
     """Whether the figures show an edge: AUC above 0.5 by more than two standard errors
     (counting rows / horizon independent samples, as consecutive labels overlap) and
     accuracy above the majority baseline."""
@@ -195,7 +203,7 @@ def _verdict(title: str, m: Metrics, horizon: int) -> tuple[bool, float | None, 
         )
     else:
         text += "no edge"
-    return edge, se, text
+    return Judgement(auc_standard_error=se, edge=edge, verdict=text)
 
 
 def train(sources: Sequence[CandleSource], options: TrainOptions | None = None) -> TrainResult:
@@ -250,7 +258,6 @@ def train(sources: Sequence[CandleSource], options: TrainOptions | None = None) 
             "majority_class": _majority(all_majority),
         }
     )
-    edge, se, verdict = _verdict("out-of-sample", pooled, options.horizon)
     validation = Validation(
         scheme=(
             f"walk-forward, expanding window, {options.folds} folds per file, pooled over "
@@ -260,9 +267,7 @@ def train(sources: Sequence[CandleSource], options: TrainOptions | None = None) 
         gap=options.horizon,
         folds=tuple(folds),
         pooled=pooled,
-        auc_standard_error=se,
-        edge=edge,
-        verdict=verdict,
+        **_verdict("out-of-sample", pooled, options.horizon),
     )
 
     # The final model: every labelled row before the held-out period, less the gap.
@@ -274,7 +279,7 @@ def train(sources: Sequence[CandleSource], options: TrainOptions | None = None) 
     x_held = np.concatenate([x for x, _ in held_parts])
     y_held = np.concatenate([y for _, y in held_parts])
     held_metrics = _metrics(fit.predict(x_held), y_held, fit.majority)
-    held_edge, held_se, held_verdict = _verdict("held-out", held_metrics, options.horizon)
+    held_judgement = _verdict("held-out", held_metrics, options.horizon)
 
     training = TrainingInfo(
         algorithm=ALGORITHM,
@@ -316,10 +321,8 @@ def train(sources: Sequence[CandleSource], options: TrainOptions | None = None) 
         windows=held_windows,
         data_sha256=held_hash,
         metrics=held_metrics,
-        auc_standard_error=held_se,
-        edge=held_edge,
-        verdict=held_verdict,
         backtest=backtests,
+        **held_judgement,
     )
     model = MlModel.model_validate({**fields, "holdout": holdout})
     return TrainResult(model, time.perf_counter() - started, warnings)
