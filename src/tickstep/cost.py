@@ -28,7 +28,7 @@ the service publishes (:data:`AWS_CALL_LATENCY_MS`). Both figures are in the loc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -142,6 +142,19 @@ class PerTick:
 
 
 @dataclass(frozen=True)
+class Scheduled:
+    """A function run on a schedule, whatever the number of markets (ingest, reconcile)."""
+
+    invocations_per_month: float
+    duration_ms: float
+    memory_mb: int = 512
+
+    @property
+    def gb_seconds(self) -> float:
+        return self.invocations_per_month * self.duration_ms / 1000 * self.memory_mb / 1024
+
+
+@dataclass(frozen=True)
 class Fixed:
     """Monthly items that do not grow with ticks, from the template."""
 
@@ -149,12 +162,8 @@ class Fixed:
     alarms: int = 0
     custom_metrics: int = 0
     dashboards: int = 0
-    ingest_invocations_per_month: float = 43_200
-    ingest_duration_ms: float = 1500.0
-    ingest_memory_mb: int = 512
-    reconcile_invocations_per_month: float = 2_880
-    reconcile_duration_ms: float = 2000.0
-    reconcile_memory_mb: int = 512
+    ingest: Scheduled = Scheduled(43_200, 1500.0)  # every minute
+    reconcile: Scheduled = Scheduled(2_880, 2000.0)  # every 15 minutes
     secret_calls_per_month: float = 2 * 30 * 24 * 12
     """Execute and reconcile each refetch the cached secret at most every 5 minutes."""
     traced: bool = True
@@ -223,12 +232,9 @@ def estimate(
         / 1024
         for f in per_tick.lambda_invocations
     )
-    requests += fixed.ingest_invocations_per_month + fixed.reconcile_invocations_per_month
-    gb_s += fixed.ingest_invocations_per_month * fixed.ingest_duration_ms / 1000 * (
-        fixed.ingest_memory_mb / 1024
-    ) + fixed.reconcile_invocations_per_month * fixed.reconcile_duration_ms / 1000 * (
-        fixed.reconcile_memory_mb / 1024
-    )
+    scheduled_runs = fixed.ingest.invocations_per_month + fixed.reconcile.invocations_per_month
+    requests += scheduled_runs
+    gb_s += fixed.ingest.gb_seconds + fixed.reconcile.gb_seconds
     transitions = per_tick.standard_transitions * ticks
     sqs = per_tick.sqs_requests * ticks + SQS_POLLS_PER_MONTH
     log_gb = per_tick.log_bytes * ticks / 1e9
@@ -236,7 +242,7 @@ def estimate(
     traces = 0.0
     if fixed.traced:  # ingest, reconcile, execute and the order workflow: one trace each
         orders = per_tick.lambda_invocations.get("ExecuteFunction", 0.0) * ticks
-        traces = fixed.ingest_invocations_per_month + fixed.reconcile_invocations_per_month
+        traces = scheduled_runs
         traces += 2 * orders
     if free_tier:
         requests = max(0.0, requests - FREE_TIER["lambda_requests"])
@@ -279,7 +285,7 @@ def estimate(
             "free_tier": free_tier,
             "month_days": 30,
             "per_market_tick": per_tick.__dict__,
-            "fixed": fixed.__dict__,
+            "fixed": asdict(fixed),
         },
     )
 
@@ -323,6 +329,11 @@ def _billed_ms(stats: dict[str, Any], default: float | None = None) -> float:
     return float(stats.get("p50_modelled_ms", stats["p50_ms"]))
 
 
+def _measured(default: Scheduled, stats: dict[str, Any]) -> Scheduled:
+    """The scheduled function with its duration from a local report, if it ran there."""
+    return replace(default, duration_ms=_billed_ms(stats, default.duration_ms))
+
+
 def fixed_from_template(template: dict[str, Any], report: dict[str, Any]) -> Fixed:
     resources = template["Resources"].values()
     lam = report["lambda"]
@@ -332,6 +343,6 @@ def fixed_from_template(template: dict[str, Any], report: dict[str, Any]) -> Fix
         custom_metrics=FUNCTION_METRICS
         + sum(1 for r in resources if r["Type"] == "AWS::Logs::MetricFilter"),
         dashboards=sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard"),
-        ingest_duration_ms=_billed_ms(lam.get("IngestFunction", {}), 1500.0),
-        reconcile_duration_ms=_billed_ms(lam.get("ReconcileFunction", {}), 2000.0),
+        ingest=_measured(Fixed.ingest, lam.get("IngestFunction", {})),
+        reconcile=_measured(Fixed.reconcile, lam.get("ReconcileFunction", {})),
     )

@@ -28,6 +28,7 @@ from tickstep.models import (
     TradingState,
     TradingStateRecord,
 )
+from tickstep.orders import DEFAULT_GRACE_MS
 
 if TYPE_CHECKING:
     from tickstep.exchanges.port import ExchangePort
@@ -179,5 +180,18 @@ class ExchangeSession:
     to keep out of every cause and log line."""
 
     exchange: ExchangePort
-    commit: Callable[[], None]
+    commit: Callable[[], None] = lambda: None
     secrets: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Desk:
+    """The order path as one execute or reconcile run sees it: an exchange session, the ledger,
+    the account and the time; ``grace_ms``: how long an order sent may stay invisible on the
+    exchange before its absence means it was never placed."""
+
+    session: ExchangeSession
+    orders: OrderRepository
+    portfolio: PortfolioRepository
+    now_ms: int
+    grace_ms: int = DEFAULT_GRACE_MS

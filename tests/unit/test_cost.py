@@ -11,6 +11,7 @@ from tickstep.cost import (
     MONITORING,
     Fixed,
     PerTick,
+    Scheduled,
     estimate,
     fixed_from_template,
     modelled_duration_ms,
@@ -57,7 +58,7 @@ def test_every_alarm_and_each_log_metric_filter_of_the_template_is_priced() -> N
 
 
 def test_tracing_prices_one_trace_per_traced_invocation_beyond_the_free_tier() -> None:
-    fixed = Fixed(ingest_invocations_per_month=43_200, reconcile_invocations_per_month=2_880)
+    fixed = Fixed(ingest=Scheduled(43_200, 1500.0), reconcile=Scheduled(2_880, 2000.0))
     ticks = 43_200 * 20
     orders = 0.01 * ticks
     traces = 43_200 + 2_880 + 2 * orders

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import PAPER_ETH_BTC as MARKET
 from tests.builders import FixedPrices
 from tickstep.config import DEFAULT_LIMITS
 from tickstep.exchanges import (
@@ -51,7 +52,14 @@ from tickstep.models import (
 )
 from tickstep.orders import new_intent
 from tickstep.portfolio import FillCursor, fill_delta
-from tickstep.ports import AccountRecord, InvalidTransition, StaleWrite, TaskAnswers
+from tickstep.ports import (
+    AccountRecord,
+    Desk,
+    ExchangeSession,
+    InvalidTransition,
+    StaleWrite,
+    TaskAnswers,
+)
 from tickstep.stores.control import DEFAULT_TRADING_STATE
 from tickstep.strategies import MarketConfig, StrategyConfig
 from tickstep.usecases.control import set_trading_state
@@ -61,7 +69,6 @@ from tickstep.usecases.reconcile import reconcile
 from tickstep.usecases.risk import RiskPorts, check_risk
 from tickstep.usecases.signal import SignalOutput, SignalPorts, compute_signal
 
-MARKET = Market(exchange="paper", symbol="ETH/BTC", timeframe="5m")
 T0 = 1_700_000_100_000
 TF = MARKET.timeframe_ms
 
@@ -420,9 +427,8 @@ def execute(
     now_ms: int,
 ) -> Order:
     """Execute's order step on the approved ``intent`` (0.1 ETH)."""
-    return execute_order(
-        command(intent), exchange=exchange, orders=orders, portfolio=portfolio, now_ms=now_ms
-    )
+    desk = Desk(ExchangeSession(exchange), orders, portfolio, now_ms)
+    return execute_order(command(intent), desk)
 
 
 def test_execute_when_delivered_twice_then_one_exchange_order_and_one_fill() -> None:
@@ -544,15 +550,9 @@ def test_execute_when_authentication_fails_then_halts_and_the_cause_has_no_secre
     orders, portfolio = recorded(intent), MemoryPortfolio()
     control, bus = MemoryControl(), MemoryBus()
 
+    session = ExchangeSession(Locked(paper(0)), secrets=("CANARY-SECRET-123",))
     outcome = run_execute(
-        command(intent),
-        exchange=Locked(paper(0)),
-        orders=orders,
-        portfolio=portfolio,
-        control=control,
-        publisher=bus,
-        now_ms=1,
-        secrets=("CANARY-SECRET-123",),
+        command(intent), Desk(session, orders, portfolio, 1), control=control, publisher=bus
     )
 
     assert outcome.error == "AuthenticationFailed"
@@ -571,16 +571,13 @@ def test_execute_when_the_halt_fails_after_an_auth_error_then_nothing_is_chained
         def get(self) -> TradingStateRecord:
             raise RuntimeError("ProvisionedThroughputExceededException")
 
+    session = ExchangeSession(Locked(paper(0)), secrets=("CANARY-SECRET-123",))
     with pytest.raises(RuntimeError) as raised:
         run_execute(
             command(intent),
-            exchange=Locked(paper(0)),
-            orders=orders,
-            portfolio=MemoryPortfolio(),
+            Desk(session, orders, MemoryPortfolio(), 1),
             control=Throttled(),
             publisher=MemoryBus(),
-            now_ms=1,
-            secrets=("CANARY-SECRET-123",),
         )
 
     assert raised.value.__cause__ is None
@@ -591,14 +588,12 @@ def test_execute_when_exchange_refuses_the_amount_then_fatal_error_is_the_answer
     intent = buy_intent()
     orders = recorded(intent, amount="0.0001")
 
+    session = ExchangeSession(paper(intent.candle_time))
     outcome = run_execute(
         command(intent, "0.0001"),
-        exchange=paper(intent.candle_time),
-        orders=orders,
-        portfolio=MemoryPortfolio(),
+        Desk(session, orders, MemoryPortfolio(), intent.candle_time),
         control=MemoryControl(),
         publisher=MemoryBus(),
-        now_ms=intent.candle_time,
     )
 
     assert outcome.error == "FatalExchangeError"
@@ -741,9 +736,7 @@ def test_reconcile_when_unknown_order_is_absent_after_grace_then_it_fails() -> N
     intent = buy_intent()
     orders, portfolio = lost(intent), MemoryPortfolio()
 
-    report = reconcile(
-        [MARKET], exchange=paper(1), orders=orders, portfolio=portfolio, now_ms=10**9
-    )
+    report = reconcile([MARKET], Desk(ExchangeSession(paper(1)), orders, portfolio, 10**9))
 
     assert orders.entries[intent.intent_id].status is OrderStatus.FAILED
     assert report.settled == 1 and report.drift == 1
@@ -755,7 +748,7 @@ def test_reconcile_when_unknown_order_was_filled_then_ledger_and_position_follow
     exchange = paper(1)
     place(exchange, intent)
 
-    report = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=5)
+    report = reconcile([MARKET], Desk(ExchangeSession(exchange), orders, portfolio, 5))
 
     assert orders.entries[intent.intent_id].status is OrderStatus.FILLED
     assert portfolio.position(MARKET).amount == Decimal("0.1")
@@ -772,7 +765,7 @@ def test_reconcile_when_a_buy_and_its_sell_are_both_unknown_then_applied_buy_fir
     for intent in (buy, sell):  # the exchange filled both, in order
         place(exchange, intent)
 
-    report = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=5)
+    report = reconcile([MARKET], Desk(ExchangeSession(exchange), orders, portfolio, 5))
 
     assert report.errors == {}
     assert {orders.entries[i.intent_id].status for i in (buy, sell)} == {OrderStatus.FILLED}
@@ -794,8 +787,8 @@ def test_reconcile_when_an_open_order_is_not_ours_then_it_is_adopted_once() -> N
         )
     )
 
-    first = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=2)
-    second = reconcile([MARKET], exchange=exchange, orders=orders, portfolio=portfolio, now_ms=3)
+    first = reconcile([MARKET], Desk(ExchangeSession(exchange), orders, portfolio, 2))
+    second = reconcile([MARKET], Desk(ExchangeSession(exchange), orders, portfolio, 3))
 
     assert first.adopted == 1
     assert second.adopted == 0

@@ -24,6 +24,7 @@ from tickstep.orders import DEFAULT_GRACE_MS, TERMINAL
 from tickstep.portfolio import settle_account
 from tickstep.ports import (
     ControlRepository,
+    Desk,
     ExchangeSession,
     InvalidTransition,
     OrderRepository,
@@ -36,25 +37,17 @@ from tickstep.redaction import redact
 from tickstep.usecases.control import set_trading_state
 
 if TYPE_CHECKING:
-    from tickstep.exchanges.port import ExchangePort
+    pass
 
 
-def execute_order(
-    command: ExecuteCommand,
-    *,
-    exchange: ExchangePort,
-    orders: OrderRepository,
-    portfolio: PortfolioRepository,
-    now_ms: int,
-    commit: Callable[[], None] = lambda: None,
-    grace_ms: int = DEFAULT_GRACE_MS,
-) -> Order:
+def execute_order(command: ExecuteCommand, desk: Desk) -> Order:
     """Place the intent at most once and record what the exchange says.
 
     Look the order up by clientOrderId first and send only when the exchange does not have
-    it, and never within ``grace_ms`` of an earlier send (exchanges can report a fresh order as
-    not found for a while). ``commit`` persists the exchange's side (the paper account) before
-    the ledger and the position change. Raises only the domain's exchange errors.
+    it, and never within the desk's ``grace_ms`` of an earlier send (exchanges can report a
+    fresh order as not found for a while). The session's ``commit`` persists the exchange's
+    side (the paper account) before the ledger and the position change. Raises only the
+    domain's exchange errors.
     """
     from tickstep.exchanges.errors import (
         AmbiguousOrderError,
@@ -64,6 +57,12 @@ def execute_order(
     )
     from tickstep.exchanges.port import OrderRequest
 
+    exchange, orders, portfolio, now_ms = (
+        desk.session.exchange,
+        desk.orders,
+        desk.portfolio,
+        desk.now_ms,
+    )
     intent = command.intent
     entry = orders.get(intent.intent_id)
     if entry is None:
@@ -74,7 +73,7 @@ def execute_order(
         raise FatalExchangeError(f"already {entry.status.value}", code="already_settled")
     order = exchange.fetch_order_by_client_id(intent.market, intent.client_order_id)
     if order is None:
-        if entry.sent_at is not None and now_ms - entry.sent_at < grace_ms:
+        if entry.sent_at is not None and now_ms - entry.sent_at < desk.grace_ms:
             raise OrderNotVisibleYet(f"sent at {entry.sent_at}, not visible yet")
         if entry.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
             raise AmbiguousOrderError(
@@ -109,7 +108,7 @@ def execute_order(
             # once instead of waiting out the grace window.
             orders.unmark_sent(intent.intent_id, now_ms)
             raise
-        commit()
+        desk.session.commit()
         portfolio.record_order_placed(now_ms)
     try:
         orders.record(intent.intent_id, entry.status, order, now_ms)
@@ -153,45 +152,28 @@ def task_error_name(exc: Exception) -> str:
 
 
 def run_execute(
-    command: ExecuteCommand,
-    *,
-    exchange: ExchangePort,
-    orders: OrderRepository,
-    portfolio: PortfolioRepository,
-    control: ControlRepository,
-    publisher: Publisher,
-    now_ms: int,
-    commit: Callable[[], None] = lambda: None,
-    grace_ms: int = DEFAULT_GRACE_MS,
-    secrets: Sequence[str] = (),
+    command: ExecuteCommand, desk: Desk, *, control: ControlRepository, publisher: Publisher
 ) -> ExecuteOutcome:
-    """:func:`execute_order`, with its exchange errors turned into the task's answer; an
-    authentication failure also halts trading (a person must look at the keys)."""
+    """:func:`execute_order`, with its exchange errors turned into the task's answer (no
+    secret of the session in its cause); an authentication failure also halts trading (a
+    person must look at the keys)."""
     from tickstep.exchanges.errors import AuthenticationFailed, ExchangeError
 
     try:
-        order = execute_order(
-            command,
-            exchange=exchange,
-            orders=orders,
-            portfolio=portfolio,
-            now_ms=now_ms,
-            commit=commit,
-            grace_ms=grace_ms,
-        )
+        order = execute_order(command, desk)
     except ExchangeError as exc:
         failure: ExchangeError = exc
     else:
         return ExecuteOutcome(order=order)
     # Outside the except block: an error of the halt below (a throttled control table) must
     # not carry the exchange error as its __context__ into the batch's failure text.
-    cause = redact(f"{failure.code}: {failure.detail}", secrets)[:1000]
+    cause = redact(f"{failure.code}: {failure.detail}", desk.session.secrets)[:1000]
     if isinstance(failure, AuthenticationFailed):
         set_trading_state(
             TradingState.HALTED,
             reason=f"execute: authentication failed: {cause}"[:500],
             who="execute",
-            now_ms=now_ms,
+            now_ms=desk.now_ms,
             control=control,
             publisher=publisher,
             once=True,
@@ -245,18 +227,8 @@ def submit_order(command: ExecuteCommand, path: OrderPath) -> Submitted:
     try:
         session = path.open_exchange(command.intent.market)
         secrets = session.secrets
-        outcome = run_execute(
-            command,
-            exchange=session.exchange,
-            orders=path.orders,
-            portfolio=path.portfolio,
-            control=path.control,
-            publisher=path.publisher,
-            now_ms=path.clock(),
-            commit=session.commit,
-            grace_ms=path.grace_ms,
-            secrets=secrets,
-        )
+        desk = Desk(session, path.orders, path.portfolio, path.clock(), path.grace_ms)
+        outcome = run_execute(command, desk, control=path.control, publisher=path.publisher)
     except Exception as exc:
         if classify(exc) is not Kind.RETRYABLE:
             raise

@@ -14,6 +14,7 @@ from tickstep.models import (
 from tickstep.orders import DEFAULT_GRACE_MS, OPEN_LEDGER_STATUSES
 from tickstep.portfolio import settle_account
 from tickstep.ports import (
+    Desk,
     ExchangeSession,
     InvalidTransition,
     OrderRepository,
@@ -23,7 +24,7 @@ from tickstep.ports import (
 from tickstep.redaction import redact
 
 if TYPE_CHECKING:
-    from tickstep.exchanges.port import ExchangePort
+    pass
 
 
 @dataclass
@@ -53,29 +54,13 @@ def reconcile_account(ports: ReconcilePorts) -> ReconcileReport:
     """One scheduled run: open the account and :func:`reconcile` it. An exchange error may echo
     a signed request, key included: the report's errors carry no secret of the session."""
     session = ports.open_exchange()
-    report = reconcile(
-        ports.markets,
-        exchange=session.exchange,
-        orders=ports.orders,
-        portfolio=ports.portfolio,
-        now_ms=ports.clock(),
-        commit=session.commit,
-        grace_ms=ports.grace_ms,
-    )
+    desk = Desk(session, ports.orders, ports.portfolio, ports.clock(), ports.grace_ms)
+    report = reconcile(ports.markets, desk)
     report.errors = {k: redact(v, session.secrets) for k, v in report.errors.items()}
     return report
 
 
-def reconcile(
-    markets: Sequence[Market],
-    *,
-    exchange: ExchangePort,
-    orders: OrderRepository,
-    portfolio: PortfolioRepository,
-    now_ms: int,
-    commit: Callable[[], None] = lambda: None,
-    grace_ms: int = DEFAULT_GRACE_MS,
-) -> ReconcileReport:
+def reconcile(markets: Sequence[Market], desk: Desk) -> ReconcileReport:
     """Bring the ledger to what the exchange says, along allowed transitions only.
 
     An order left unknown that the exchange still does not have once the grace window has
@@ -85,6 +70,12 @@ def reconcile(
     from tickstep.exchanges.errors import ExchangeError
     from tickstep.exchanges.port import is_external
 
+    exchange, orders, portfolio, now_ms = (
+        desk.session.exchange,
+        desk.orders,
+        desk.portfolio,
+        desk.now_ms,
+    )
     report = ReconcileReport()
     # In the order they were decided (a buy before the sell that closes it, on one candle):
     # a sell's fills applied before the buy it sells would find nothing held.
@@ -98,7 +89,7 @@ def reconcile(
             found = exchange.fetch_order_by_client_id(entry.market, entry.client_order_id)
             if found is None:
                 if entry.status is OrderStatus.UNKNOWN:
-                    if entry.sent_at is not None and now_ms - entry.sent_at < grace_ms:
+                    if entry.sent_at is not None and now_ms - entry.sent_at < desk.grace_ms:
                         report.pending += 1
                         continue
                     orders.settle(
@@ -137,5 +128,5 @@ def reconcile(
         portfolio.put_balances(exchange.fetch_balance(), now_ms)
     except ExchangeError as exc:
         report.errors["balances"] = f"{type(exc).__name__}: {exc}"[:300]
-    commit()
+    desk.session.commit()
     return report
