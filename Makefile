@@ -8,20 +8,33 @@ STAMP := $(VENV)/.installed
 # from pyproject.toml's ranges. pip itself is pinned here.
 LOCK := requirements/dev.lock
 PIP_VERSION := 26.3
+# The indicators' C loops, loaded with ctypes (decision 0015); flags in mk/kernels.mk.
+KERNELS := src/tickstep/_indicators.so
+include mk/kernels.mk
 
 .PHONY: setup run test lint format bench clean schemas lock screenshots
 
 setup: $(STAMP)
 
 # Everything from the lock, checked against its hashes (a missing or unhashed dependency is an
-# error), then the project itself without dependencies.
-$(STAMP): $(LOCK) pyproject.toml
+# error), then the project itself without dependencies. The kernels are order-only: rebuilt
+# when indicators.c changes, without reinstalling the packages.
+$(STAMP): $(LOCK) pyproject.toml | $(KERNELS)
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11+" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# A C compiler is installed with apt-get when missing, as chromium is below: as root directly,
+# otherwise through `sudo -n`; without either it stops and says what to run.
+$(KERNELS): src/tickstep/indicators.c mk/kernels.mk
+	@command -v $(CC) >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq gcc; \
+	  elif sudo -n true 2>/dev/null; then sudo -n apt-get update -qq && sudo -n apt-get install -y -qq gcc; \
+	  else echo "make: no C compiler ($(CC)) for the indicator kernels and not root: run 'sudo apt-get install -y gcc'" >&2; exit 1; fi; }
+	$(call build_kernels,$<,$@)
 
 run: $(STAMP) frontend
 	$(BIN)/tickstep local --candles 120 --report reports/local.json
@@ -109,7 +122,7 @@ lock: $(UV_STAMP)
 	$(COMPILE) -o tools/requirements-uv.txt tools/requirements-uv.in
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam \
+	rm -rf $(VENV) $(TOOLS) $(KERNELS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam \
 	  frontend/node_modules frontend/dist
 
 # The AWS side (tools, validate, build, checkov); after the targets above so `make` alone

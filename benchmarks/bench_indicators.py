@@ -2,12 +2,15 @@
 
 Ratios, not absolute times, are what carry across machines: a shared or throttled CPU slows
 both sides, and ours and TA-Lib's calls alternate, so a burst of load hits both. Goal:
-within 1.5x of TA-Lib; bar: 3x. Each row names the processor's SIMD level and the OpenBLAS
-kernel that ran the matrix products (TA-Lib uses no BLAS). After the kernel this process
-has, the table is measured again under each other kernel the processor can run (AVX2's
-Haswell, AVX-512's SkylakeX), each in a fresh interpreter with ``OPENBLAS_CORETYPE`` set.
+within 1.5x of TA-Lib; bar: 3x. Each row names the processor's SIMD level, which picks the
+clone of our compiled loops that runs (x86-64-v4 with AVX-512, v3 with AVX2, else the
+baseline; decision 0015), and the OpenBLAS kernel numpy has. No indicator of ours calls
+BLAS any more (the recurrences and the bands are C loops, SMA plain numpy adds; TA-Lib uses
+no BLAS either), so the table measured again under each other kernel the processor can run
+(AVX2's Haswell, AVX-512's SkylakeX, each in a fresh interpreter with ``OPENBLAS_CORETYPE``
+set) should agree with the first: it shows that nothing depends on the kernel.
 BLAS threads are left as configured (``OPENBLAS_NUM_THREADS=1`` shows the single-vCPU
-Lambda case; on a loaded machine, more threads than free cores make the ratios erratic).
+Lambda case).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from decimal import Decimal, localcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +199,34 @@ def test_atr_when_given_any_candles_then_matches_talib(data: np.ndarray, period:
     assert_matches(indicators.atr(high, low, close, period), talib.ATR(high, low, close, period))
 
 
+def exact_smoothing(values: FloatArray, period: int, gain: Decimal) -> list[Decimal]:
+    """``y = y + gain * (x - y)`` from the mean of the first ``period`` values, in 50-digit
+    decimals: the exact filter, against which rounding drift in ours would show."""
+    xs = [Decimal(float(v)) for v in values]
+    y = sum(xs[:period], Decimal(0)) / period
+    out = [y]
+    for x in xs[period:]:
+        y += gain * (x - y)
+        out.append(y)
+    return out
+
+
+@pytest.mark.parametrize("period", [1_000, 10_000])
+def test_ema_and_atr_when_period_is_long_then_match_exact_decimal_arithmetic_to_1e12(
+    period: int,
+) -> None:
+    high, low, close = random_walk(30_000, seed=13)
+    true_range = talib.TRANGE(high, low, close)[1:]
+    with localcontext() as context:
+        context.prec = 50
+        ema = exact_smoothing(close, period, Decimal(2) / (period + 1))
+        atr = exact_smoothing(true_range, period, Decimal(1) / period)
+    ours_ema = indicators.ema(close, period)[period - 1 :]
+    ours_atr = indicators.atr(high, low, close, period)[period:]
+    np.testing.assert_allclose(ours_ema, np.array(ema, dtype=np.float64), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ours_atr, np.array(atr, dtype=np.float64), rtol=1e-12, atol=0)
+
+
 # --- edges -------------------------------------------------------------------------------
 
 
@@ -325,6 +355,15 @@ def test_indicator_when_input_is_not_one_dimensional_then_raises_value_error() -
         indicators.sma(grid, 2)
     with pytest.raises(ValueError, match="high: expected a 1-D array"):
         indicators.atr(grid, grid, grid, 2)
+
+
+def test_kernels_when_library_is_missing_then_import_error_says_to_run_make_setup(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "_indicators.so"
+    with pytest.raises(ImportError, match=r"run `make setup`") as raised:
+        indicators.load_kernels(missing)
+    assert str(missing) in str(raised.value)
 
 
 def test_indicators_module_when_imported_then_does_not_load_talib() -> None:
