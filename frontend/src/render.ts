@@ -179,13 +179,17 @@ function list(title: string, entries: [string, string][] | null, empty: string):
   return el("div", { class: "card" }, el("h3", { id }, title), el("ul", { "aria-labelledby": id }, ...items));
 }
 
+export function deniedTitle(days: number | undefined): string {
+  return days ? `Risk denials by reason, last ${days} days` : "Risk denials by reason";
+}
+
 export function renderOperations(data: Dashboard): void {
   const denials = data.risk_denials && Object.entries(data.risk_denials).map(([k, v]) => [k, String(v)] as [string, string]);
   const letters = data.dead_letters && Object.entries(data.dead_letters).map(([k, v]) => [k, String(v)] as [string, string]);
   const alarms = data.alarms && data.alarms.map((a) => [a, "ALARM"] as [string, string]);
   const release = data.release && Object.entries(data.release);
   byId("ops").replaceChildren(
-    list("Risk denials by reason", denials, "none"),
+    list(deniedTitle(data.risk_denials_days), denials, "none"),
     list("Alarms in ALARM", alarms, "none"),
     list("Dead-letter queues", letters, "none configured"),
     list("Release", release, "unknown"),

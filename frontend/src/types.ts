@@ -80,6 +80,8 @@ export interface Dashboard {
   fill_count: number;
   fees: string;
   risk_denials: Record<string, number> | null;
+  /** The UTC days risk_denials covers, today included (absent from older APIs). */
+  risk_denials_days?: number;
   alarms: string[] | null;
   dead_letters: Record<string, number> | null;
   release: Record<string, string> | null;

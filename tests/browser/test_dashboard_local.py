@@ -150,7 +150,7 @@ def test_local_dashboard_token_numbers_halt_and_accessibility(
         page.get_by_text(re.compile(r"by cognito:local-operator: browser test: game day"))
     ).to_be_visible()
     # The pipeline really halted: the next risk decision is denied TRADING_HALTED.
-    denials = page.get_by_role("list", name="Risk denials by reason")
+    denials = page.get_by_role("list", name="Risk denials by reason, last 7 days")
     expect(denials).to_contain_text("TRADING_HALTED", timeout=90_000)
 
     # After the replay, every figure on the page is the local report's, to the last digit.

@@ -319,6 +319,7 @@ def test_risk_denial_when_the_intent_is_delivered_again_then_counted_once_and_sh
     api.set_dependencies(type(deps)(**{**deps.__dict__, "clock": sample_close_ms}))
     board = json.loads(api.handler(api_event("GET", "/dashboard"), context)["body"])
     assert board["risk_denials"] == dict.fromkeys(first["decision"]["reasons"], 1)
+    assert board["risk_denials_days"] == 7  # what the page's card says it covers
 
 
 def test_risk_when_no_candle_is_stored_for_the_intent_then_denies_no_market_data(

@@ -128,7 +128,8 @@ def dashboard(deps: ApiDeps) -> dict[str, Any]:
     today = now // 86_400_000
     first = today - DENIAL_DAYS + 1
     operations = replace(deps.operations, denials=lambda: deps.denials.since(first, today))
-    return overview(replace(deps, operations=operations), now_ms=now, mode=deps.mode)
+    board = overview(replace(deps, operations=operations), now_ms=now, mode=deps.mode)
+    return {**board, "risk_denials_days": DENIAL_DAYS}
 
 
 def health(deps: ApiDeps) -> Response[str]:
