@@ -4,7 +4,7 @@ is imported inside the methods, so the API function imports neither it nor numpy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,28 @@ class StoredCandlePrices:
         return latest[0].close
 
 
+class RulesBySymbol(Mapping[str, MarketRules]):
+    """The markets' rules by symbol, each read when the paper exchange first needs it: an
+    order reads its own market's rules, not every market's (one read each, not one per
+    market, per execute invocation)."""
+
+    def __init__(self, rules: Callable[[Market], MarketRules], markets: Iterable[Market]) -> None:
+        self._rules = rules
+        self._markets = {m.symbol: m for m in markets}
+        self._read: dict[str, MarketRules] = {}
+
+    def __getitem__(self, symbol: str) -> MarketRules:
+        if symbol not in self._read:
+            self._read[symbol] = self._rules(self._markets[symbol])  # KeyError: not ours
+        return self._read[symbol]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._markets)
+
+    def __len__(self) -> int:
+        return len(self._markets)
+
+
 class PaperAccount:
     """The paper exchange whose state lives in the portfolio table between invocations.
 
@@ -67,7 +89,7 @@ class PaperAccount:
         state_json, self._version = self._portfolio.paper_state()
         state = PaperState.model_validate_json(state_json) if state_json else None
         self._exchange = PaperExchange(
-            {m.symbol: self._rules(m) for m in self._markets},
+            RulesBySymbol(self._rules, self._markets),
             self._prices,
             fee_rate=self._settings.fee_rate,
             slippage=self._settings.slippage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
@@ -485,3 +486,31 @@ def test_paper_rules_when_amount_too_large_to_divide_then_invalid_order_not_a_cr
 
     with pytest.raises(FatalExchangeError, match="multiple"):
         _check_rules(DEFAULT_RULES, Decimal("1E+27"), None, Decimal("0.1"))
+
+
+def test_paper_account_when_an_order_is_placed_then_only_its_markets_rules_are_read(
+    prices: FixedPrices,
+) -> None:
+    """Each execute invocation opens the account: it reads the rules of the market it trades,
+    not of every market the stack lists (one DynamoDB read instead of one per market)."""
+    from tickstep.config import PaperSettings
+    from tickstep.memory import MemoryPortfolio
+    from tickstep.paper_account import PaperAccount
+
+    others = [Market(exchange="paper", symbol=s, timeframe="5m") for s in ("LTC/BTC", "XMR/BTC")]
+    read: list[str] = []
+
+    def rules(market: Market) -> MarketRules:
+        read.append(market.symbol)
+        return RULES
+
+    account = PaperAccount(MemoryPortfolio(), prices, PaperSettings(), rules, [MARKET, *others])
+    exchange = account.open()
+    request = OrderRequest(
+        MARKET, Side.BUY, OrderType.MARKET, Decimal("0.1"), client_order_id=cid(1)
+    )
+    assert exchange.create_order(request).status is OrderStatus.FILLED
+    exchange.create_order(replace(request, client_order_id=cid(2)))
+    assert read == ["ETH/BTC"]  # once, for the market traded
+    with pytest.raises(FatalExchangeError, match="not listed"):
+        exchange.market_rules("DOGE/BTC")

@@ -94,7 +94,7 @@ class PaperExchange:
             raise ValueError("fee_rate and slippage are fractions in [0, 1)")
         if state is not None and balances is not None:
             raise ValueError("give starting balances or a saved state, not both")
-        self._rules = dict(rules)
+        self._rules = rules  # read as needed (a lazy mapping reads each market's on first use)
         self._prices = prices
         self._fee_rate = fee_rate
         self._slippage = slippage
