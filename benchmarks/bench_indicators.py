@@ -5,12 +5,13 @@ both sides, and ours and TA-Lib's calls alternate, so a burst of load hits both.
 within 1.5x of TA-Lib; bar: 3x. Each row names the processor's SIMD level, which picks the
 clone of our compiled loops that runs (x86-64-v4 with AVX-512, v3 with AVX2, else the
 baseline; decision 0015), and the OpenBLAS kernel numpy has. No indicator of ours calls
-BLAS any more (the recurrences and the bands are C loops, SMA plain numpy adds; TA-Lib uses
-no BLAS either), so the table measured again under each other kernel the processor can run
-(AVX2's Haswell, AVX-512's SkylakeX, each in a fresh interpreter with ``OPENBLAS_CORETYPE``
-set) should agree with the first: it shows that nothing depends on the kernel.
+BLAS any more (every one is a C loop; TA-Lib uses no BLAS either), so the table measured
+again under each other kernel the processor can run (AVX2's Haswell, AVX-512's SkylakeX,
+each in a fresh interpreter with ``OPENBLAS_CORETYPE`` set) should agree with the first: it
+shows that nothing depends on the kernel.
 BLAS threads are left as configured (``OPENBLAS_NUM_THREADS=1`` shows the single-vCPU
-Lambda case).
+Lambda case). A last line gives the SMA's and the bands' ratios at a long period (200),
+where a cost that grew with the period would show.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CANDLES = 1_000_000
 REPEATS = 7
 GOAL = 1.5
 BAR = 3.0
+LONG_PERIOD = 200
 # Set in the interpreters started for the other kernels, so they do not start more.
 _ONE_KERNEL = "TICKSTEP_BENCH_ONE_KERNEL"
 
@@ -103,6 +105,17 @@ def report() -> None:
             f"{name:<15}{ours_ms:>10.2f}{talib_ms:>10.2f}{ratio:>7.2f}x  "
             f"{simd:<9}{kernel:<13}{_verdict(ratio)}"
         )
+    print(f"long period ({LONG_PERIOD}), ratios: " + _long_period_ratios(close))
+
+
+def _long_period_ratios(close: np.ndarray) -> str:
+    """The SMA and the bands at a long period: their cost must not grow with it."""
+    p = LONG_PERIOD
+    sma = _best_ms(lambda: indicators.sma(close, p), lambda: talib.SMA(close, p))
+    bands = _best_ms(
+        lambda: indicators.bbands(close, p, 2.0), lambda: talib.BBANDS(close, p, 2.0, 2.0)
+    )
+    return f"sma {sma[0] / sma[1]:.2f}x, bbands {bands[0] / bands[1]:.2f}x"
 
 
 def main() -> None:

@@ -5,7 +5,8 @@
  * Plain C99 with no Python headers, so one shared library serves every Python version.
  * Each loop follows TA-Lib's definitions and seeds (the EMA in TA-Lib's very order,
  * `(x - y) * k + y`); the speed comes from fusing, one pass per indicator with MACD's three
- * EMAs interleaved. Compiled without floating point contraction or reassociation, and fma()
+ * EMAs interleaved, and from window sums (SMA, bands) whose cost per output does not grow
+ * with the period. Compiled without floating point contraction or reassociation, and fma()
  * only where written (it rounds once, correctly, in software too), so every clone below
  * gives the same results, within a few ulps of TA-Lib's.
  *
@@ -157,53 +158,143 @@ HOT void tk_atr(const double *high, const double *low, const double *close, ptrd
     }
 }
 
-/* Outputs processed together: the inner loops run across them (independent windows), so
- * the compiler vectorises lanes without reordering any sum. */
-#define BAND_BLOCK 32
+/* --- Moving windows: SMA and Bollinger bands --------------------------------------------
+ *
+ * The series is cut into blocks of `period` values aligned on its end: boundaries
+ * c = n - period, n - 2 * period, ..., the first at n % period. Every window of `period`
+ * values holds exactly one boundary c and is split there into a suffix x[j..c-1] and a
+ * prefix x[c..j+period-1]. Both parts are summed as d = x[t] - x[c], backward over the
+ * suffixes and forward over the prefixes, so an output costs the same few steps whatever
+ * the period (van Herk / Gil-Werman) where a direct sum costs `period` steps and a running
+ * sum drifts. x[c] lies inside every window summed against it: a flat window gives d = 0
+ * throughout, so exactly 0 deviation, and nothing cancels against the price level.
+ */
 
-/* Bollinger bands of `count` consecutive windows starting at x (window j is
- * x[j..j+period-1], its outputs at index j). Sums are of d = x[j + i] - x[j], the window's
- * values less its first: a flat window gives exactly 0 and a near-flat one loses nothing to
- * cancellation against the price level. Inlined into each clone of tk_bbands, so it is
- * vectorised with that clone's registers. */
-static inline __attribute__((always_inline)) void
-band_block(const double *x, ptrdiff_t count, ptrdiff_t period, double scale, double *upper,
-           double *middle, double *lower)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define SPAN 2048 /* outputs per round: the bands' last pass rereads them from cache */
+
+/* One step of a backward suffix sum against `reference`, left at t + period - 1: the
+ * output of the window that starts at t. */
+static ALWAYS_INLINE void suffix_step(const double *x, ptrdiff_t t, double reference,
+                                      ptrdiff_t period, double *s1, double *s2, double *sum,
+                                      double *squares)
 {
-    double sum[BAND_BLOCK] = {0.0};
-    double squares[BAND_BLOCK] = {0.0};
-    for (ptrdiff_t i = 1; i < period; i++) {
-        for (ptrdiff_t j = 0; j < count; j++) {
-            const double d = x[j + i] - x[j];
-            sum[j] += d;
-            squares[j] += d * d;
-        }
-    }
-    const double p = (double)period;
-    for (ptrdiff_t j = 0; j < count; j++) {
-        const double mean = sum[j] / p;
-        double deviations = squares[j] - sum[j] * mean;
-        deviations = deviations > 0.0 ? deviations : 0.0;
-        const double half_width = sqrt(deviations * scale);
-        middle[j] = x[j] + mean;
-        upper[j] = middle[j] + half_width;
-        lower[j] = middle[j] - half_width;
+    const double d = x[t] - reference;
+    *s1 += d;
+    sum[t + period - 1] = *s1;
+    if (squares) {
+        *s2 += d * d;
+        squares[t + period - 1] = *s2;
     }
 }
 
+/* The outputs c .. c + period - 1: forward over the prefixes from c, each added to the
+ * suffix sum already left at its output (none at the last: that window is the whole block),
+ * and, interleaved as independent chains, backward over the suffixes of the next boundary
+ * c + period (when `next`). Those backward streams are the first to touch their memory, so
+ * with `prefetch` (when the next two blocks exist) it is fetched forward a block or two
+ * ahead: without that, periods from ~50 up cost twice as much. With `warm`, outputs before period - 1 (the warm-up) are left alone.
+ * Without squares (SMA) an output is the mean; with them (bands) the window's two sums and
+ * x[c], for band_values. */
+static ALWAYS_INLINE void block(const double *x, ptrdiff_t c, ptrdiff_t period, int next,
+                                int warm, int prefetch, double *sum, double *squares,
+                                double *reference)
+{
+    const double ref = x[c];
+    const double ref_next = next ? x[c + period] : 0.0;
+    double p1 = 0.0, p2 = 0.0, q1 = 0.0, q2 = 0.0;
+    for (ptrdiff_t r = 0; r < period; r++) {
+        const ptrdiff_t o = c + r;
+        const int whole = r == period - 1;
+        if (prefetch) {
+            __builtin_prefetch(x + o + period, 0, 3);
+            __builtin_prefetch(sum + o + 2 * period, 1, 3);
+            if (squares) {
+                __builtin_prefetch(squares + o + 2 * period, 1, 3);
+                __builtin_prefetch(reference + o + 2 * period, 1, 3);
+            }
+        }
+        const double d = x[o] - ref;
+        p1 += d;
+        if (squares)
+            p2 += d * d;
+        if (next && !whole)
+            suffix_step(x, c + period - 1 - r, ref_next, period, &q1, &q2, sum, squares);
+        if (warm && o < period - 1)
+            continue;
+        const double total = whole ? p1 : p1 + sum[o];
+        if (!squares) {
+            sum[o] = ref + total / (double)period;
+            continue;
+        }
+        sum[o] = total;
+        squares[o] = whole ? p2 : p2 + squares[o];
+        reference[o] = ref;
+    }
+}
+
+/* Bands from a window's sums S1, S2 of d (in middle and upper) and its x[c] (in lower):
+ * mean = x[c] + S1 / period, M = S2 - S1^2 / period (clamped at 0), half width
+ * sqrt(M * scale), scale = nbdev^2 / period. A flat loop, vectorised with its sqrt. */
+static ALWAYS_INLINE void band_values(ptrdiff_t from, ptrdiff_t to, ptrdiff_t period,
+                                      double scale, double *restrict upper,
+                                      double *restrict middle, double *restrict lower)
+{
+    const double p = (double)period;
+    for (ptrdiff_t o = from; o < to; o++) {
+        const double s1 = middle[o];
+        const double mean = s1 / p;
+        double deviations = upper[o] - s1 * mean;
+        deviations = deviations > 0.0 ? deviations : 0.0;
+        const double half_width = sqrt(deviations * scale);
+        const double m = lower[o] + mean;
+        middle[o] = m;
+        upper[o] = m + half_width;
+        lower[o] = m - half_width;
+    }
+}
+
+/* Every window from index period - 1 on (needs n >= period); with squares, the bands of
+ * each round of blocks are computed while its sums are still in cache. */
+static ALWAYS_INLINE void moving_windows(const double *x, ptrdiff_t n, ptrdiff_t period,
+                                         double scale, double *sum, double *squares,
+                                         double *reference)
+{
+    const ptrdiff_t blocks = SPAN > period ? SPAN / period : 1;
+    ptrdiff_t c = n % period; /* the first boundary: its suffixes reach back to x[0] */
+    double s1 = 0.0, s2 = 0.0;
+    for (ptrdiff_t t = c - 1; t >= 0; t--)
+        suffix_step(x, t, x[c], period, &s1, &s2, sum, squares);
+    block(x, c, period, c + period < n, 1, c + 3 * period <= n, sum, squares, reference);
+    if (squares)
+        band_values(period - 1, c + period, period, scale, squares, sum, reference);
+    for (c += period; c < n;) {
+        const ptrdiff_t start = c;
+        ptrdiff_t b = 0;
+        for (; b < blocks && c + 3 * period <= n; b++, c += period)
+            block(x, c, period, 1, 0, 1, sum, squares, reference);
+        for (; b < blocks && c < n - period; b++, c += period) /* the last few */
+            block(x, c, period, 1, 0, 0, sum, squares, reference);
+        if (c == n - period) { /* the last block: no boundary after it */
+            block(x, c, period, 0, 0, 0, sum, squares, reference);
+            c = n;
+        }
+        if (squares)
+            band_values(start, c, period, scale, squares, sum, reference);
+    }
+}
+
+/* Simple moving average from index period - 1 on (needs n >= period): x[c] plus the
+ * window's sum of d, divided by period. */
+HOT void tk_sma(const double *x, ptrdiff_t n, ptrdiff_t period, double *out)
+{
+    moving_windows(x, n, period, 0.0, out, NULL, NULL);
+}
+
 /* Bands from index period - 1 on (needs n >= period): middle = the window's mean, upper and
- * lower = middle +/- sqrt(scale * sum of squared deviations), scale = nbdev^2 / period.
- * Each output costs period steps (vectorised across outputs), not a running sum's two. */
+ * lower = middle +/- sqrt(scale * sum of squared deviations), scale = nbdev^2 / period. */
 HOT void tk_bbands(const double *x, ptrdiff_t n, ptrdiff_t period, double scale, double *upper,
                    double *middle, double *lower)
 {
-    const ptrdiff_t windows = n - period + 1;
-    const ptrdiff_t skip = period - 1;
-    ptrdiff_t j = 0;
-    for (; j + BAND_BLOCK <= windows; j += BAND_BLOCK)
-        band_block(x + j, BAND_BLOCK, period, scale, upper + skip + j, middle + skip + j,
-                   lower + skip + j);
-    if (j < windows)
-        band_block(x + j, windows - j, period, scale, upper + skip + j, middle + skip + j,
-                   lower + skip + j);
+    moving_windows(x, n, period, scale, middle, upper, lower);
 }

@@ -4,14 +4,13 @@ Every function returns arrays as long as its input, NaN during the warm-up, with
 warm-up length (lookback) and seeds as TA-Lib, so a strategy backtested against TA-Lib
 output trades the same way here. TA-Lib itself is only a test dependency.
 
-The recurrences (EMA, MACD, Wilder's RSI and ATR) and the Bollinger bands run as fused C
-loops, ``indicators.c``, compiled by ``make setup`` (and by the core layer's build) into
-``_indicators.so`` and called through ctypes: numpy has no primitive for a recurrence, and
-its block matrix products could not reach TA-Lib's speed on AVX2 (decision records 0001
-and 0015). This module validates the arguments, allocates the outputs and fills their NaN
-warm-ups; the C code writes the rest. The simple moving average stays in numpy: window sums
-are built by doubling (sums of 2, 4, 8, … values combined along the bits of the period), a
-handful of vector adds with no running-sum drift.
+Every indicator runs as a fused C loop, ``indicators.c``, compiled by ``make setup`` (and by
+the core layer's build) into ``_indicators.so`` and called through ctypes: numpy has no
+primitive for a recurrence, and its block matrix products could not reach TA-Lib's speed on
+AVX2 (decision records 0001 and 0015). The SMA and the Bollinger bands sum each window in two
+parts around a block boundary inside it, so their cost does not grow with the period. This
+module validates the arguments, allocates the outputs and fills their NaN warm-ups; the C
+code writes the rest.
 """
 
 from __future__ import annotations
@@ -28,16 +27,12 @@ FloatArray = npt.NDArray[np.float64]
 
 __all__ = ["atr", "bbands", "ema", "macd", "rsi", "sma"]
 
-# The SMA works through long inputs in slices of this many candles so that every temporary
-# stays in cache and is reused: on 1M candles, fresh 8 MB temporaries cost more (page
-# faults) than the arithmetic itself.
-_CHUNK = 1 << 16
-
 LIBRARY = Path(__file__).with_name("_indicators.so")
 
 _POINTER = ctypes.c_void_p
 _SIZE = ctypes.c_ssize_t
 _SIGNATURES = {
+    "tk_sma": [_POINTER, _SIZE, _SIZE, _POINTER],
     "tk_ema": [_POINTER, _SIZE, _SIZE, _POINTER],
     "tk_macd": [_POINTER, _SIZE, _SIZE, _SIZE, _SIZE, _POINTER, _POINTER, _POINTER],
     "tk_rsi": [_POINTER, _SIZE, _SIZE, _POINTER],
@@ -100,33 +95,6 @@ def _same_length(**columns: FloatArray) -> int:
 # --- building blocks ---------------------------------------------------------------------
 
 
-def _window_sums(x: FloatArray, period: int) -> FloatArray:
-    """Sums of every ``period`` consecutive values (``len(x) - period + 1`` of them).
-
-    Built from sums of 2, 4, 8, … values, so each result adds at most ~log2(period) partial
-    sums: no drift across a million values, unlike a running total or a cumulative sum.
-    """
-    count = len(x) - period + 1
-    span, offset = 1, 0
-    power: FloatArray = x
-    total: FloatArray | None = None
-    while True:
-        if period & span:
-            part = power[offset : offset + count]
-            total = part.copy() if total is None else np.add(total, part, out=total)
-            offset += span
-        if span * 2 > period:
-            break
-        power = power[:-span] + power[span:]
-        span *= 2
-    assert total is not None
-    return total
-
-
-def _spans(start: int, stop: int, step: int = _CHUNK) -> list[tuple[int, int]]:
-    return [(i, min(i + step, stop)) for i in range(start, stop, step)]
-
-
 def _output(n: int, lookback: int) -> FloatArray:
     """An output of ``n`` values whose first ``lookback`` are NaN; the caller writes the
     rest (filling all ``n`` with NaN first would be one more pass over the output)."""
@@ -152,9 +120,8 @@ def sma(close: npt.ArrayLike, period: int) -> FloatArray:
     x = _series("close", close)
     p = _period("period", period)
     out = _output(len(x), p - 1)
-    result = out[p - 1 :]
-    for begin, end in _spans(0, len(result), max(_CHUNK, p)):
-        np.divide(_window_sums(x[begin : end + p - 1], p), p, out=result[begin:end])
+    if len(x) >= p:
+        _KERNELS.tk_sma(_address(x), len(x), p, _address(out))
     return out
 
 
@@ -213,10 +180,10 @@ def bbands(
     """Bollinger bands ``(upper, middle, lower)``: SMA ± ``nbdev`` population standard
     deviations; the first ``period - 1`` values are NaN (TA_BBANDS with an SMA).
 
-    Each window's sums are of its values less its first one, so a flat window's bands
-    collapse exactly onto the middle and a near-flat one loses nothing to cancellation
-    against the price level. The cost is ``period`` steps per output (vectorised across
-    outputs), not a running sum's two.
+    Each window's sums are of its values less one of its own values, so a flat window's
+    bands collapse exactly onto the middle and a near-flat one loses nothing to
+    cancellation against the price level; the cost per output does not depend on the
+    period.
     """
     x = _series("close", close)
     p = _period("period", period)

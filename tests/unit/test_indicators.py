@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,8 @@ def candles(request: pytest.FixtureRequest) -> CandleArrays:
     return load_csv(bundled_file(request.param))
 
 
-# 70,000 values crosses the 65,536-value slices the implementation works in.
+# 70,000 values: longer than any block or buffer of the kernels (once, the numpy code's
+# 65,536-value slices).
 @pytest.fixture(scope="module")
 def walk() -> tuple[FloatArray, FloatArray, FloatArray]:
     return random_walk(70_000, seed=11)
@@ -227,6 +229,85 @@ def test_ema_and_atr_when_period_is_long_then_match_exact_decimal_arithmetic_to_
     np.testing.assert_allclose(ours_atr, np.array(atr, dtype=np.float64), rtol=1e-12, atol=0)
 
 
+# --- moving windows: long periods and flat stretches ---------------------------------------
+
+
+def assert_bands_match(close: FloatArray, period: int) -> None:
+    for band, reference in zip(
+        indicators.bbands(close, period, 2.0), talib.BBANDS(close, period, 2.0, 2.0), strict=True
+    ):
+        assert_matches(band, reference, atol=band_atol(close))
+
+
+@pytest.mark.parametrize("period", [1_000, 5_000])
+def test_sma_and_bbands_when_period_is_long_then_match_talib_on_a_long_walk(period: int) -> None:
+    close = random_walk(400_000, seed=19)[2]
+    assert_matches(indicators.sma(close, period), talib.SMA(close, period))
+    assert_bands_match(close, period)
+
+
+@pytest.mark.parametrize("period", [1, 2, 7, 64])
+def test_sma_and_bbands_when_length_is_any_number_of_blocks_then_match_talib(period: int) -> None:
+    # Blocks of `period` values are aligned on the series' end: every remainder of the
+    # length, from one window to a few blocks, puts the first boundary somewhere else.
+    walk = random_walk(4 * period + 2, seed=period)[2]
+    for n in range(period, len(walk) + 1):
+        close = walk[:n]
+        expected = close if period == 1 else talib.SMA(close, period)  # TA-Lib refuses 1
+        assert_matches(indicators.sma(close, period), expected)
+        if period > 1:
+            assert_bands_match(close, period)
+
+
+def exact_windows(close: FloatArray, period: int) -> tuple[list[Fraction], list[Fraction]]:
+    """Every window's mean and population variance in exact rational arithmetic (a float is
+    a dyadic rational, so running sums of them carry no error)."""
+    xs = [Fraction(float(v)) for v in close]
+    total = sum(xs[:period], Fraction(0))
+    squares = sum((v * v for v in xs[:period]), Fraction(0))
+    means, variances = [], []
+    for i in range(period, len(xs) + 1):
+        if i > period:
+            total += xs[i - 1] - xs[i - 1 - period]
+            squares += xs[i - 1] ** 2 - xs[i - 1 - period] ** 2
+        mean = total / period
+        means.append(mean)
+        variances.append(squares / period - mean * mean)
+    return means, variances
+
+
+@pytest.mark.parametrize("period", [1_000, 5_000])
+def test_sma_and_bbands_when_period_is_long_then_match_exact_arithmetic_to_1e12(
+    period: int,
+) -> None:
+    close = random_walk(12_000, seed=17)[2]
+    means, variances = exact_windows(close, period)
+    with localcontext() as context:
+        context.prec = 40
+        deviations = [(Decimal(v.numerator) / v.denominator).sqrt() for v in variances]
+    mean = np.array([float(m) for m in means])
+    half_width = 2.0 * np.array([float(d) for d in deviations])
+    upper, middle, lower = (band[period - 1 :] for band in indicators.bbands(close, period, 2.0))
+    np.testing.assert_allclose(indicators.sma(close, period)[period - 1 :], mean, rtol=1e-12)
+    np.testing.assert_allclose(middle, mean, rtol=1e-12)
+    np.testing.assert_allclose(upper - middle, half_width, rtol=1e-12)
+    np.testing.assert_allclose(middle - lower, half_width, rtol=1e-12)
+
+
+@pytest.mark.parametrize("period", [2, 5, 20, 50, 200])
+def test_sma_and_bbands_when_a_stretch_is_flat_then_its_windows_are_exactly_the_price(
+    period: int,
+) -> None:
+    close = random_walk(3_000, seed=23)[2]
+    close[1_234:1_551] = 101.37
+    inside = slice(1_234 + period - 1, 1_551)  # the windows that lie wholly in the stretch
+    upper, middle, lower = indicators.bbands(close, period, 2.0)
+    assert np.all(indicators.sma(close, period)[inside] == 101.37)
+    assert np.all(middle[inside] == 101.37)
+    assert np.all(upper[inside] == 101.37) and np.all(lower[inside] == 101.37)
+    assert np.all(upper[1_551 : 1_551 + period] > middle[1_551 : 1_551 + period])
+
+
 # --- edges -------------------------------------------------------------------------------
 
 
@@ -253,7 +334,8 @@ def test_macd_when_fast_period_is_one_then_line_is_price_less_slow_ema() -> None
 def test_macd_when_signal_seed_lies_past_the_first_slice_then_matches_talib(
     walk: tuple[FloatArray, FloatArray, FloatArray],
 ) -> None:
-    # lookback 66,032 > 65,536: the signal EMA starts in the second slice of the line.
+    # lookback 66,032 > 65,536: the signal EMA starts far into the line (in the numpy code
+    # this test was written for, in its second slice).
     close = walk[2]
     for line, reference in zip(
         indicators.macd(close, 12, 26, 66_008), talib.MACD(close, 12, 26, 66_008), strict=True
