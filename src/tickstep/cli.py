@@ -176,6 +176,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
         faults=faults,
         stop_after_intents=args.intents,
         retry_time_scale=args.retry_time_scale,
+        orders_across_closes=True,
     ).run()
     report["drill"] = {"faults": probabilities, "seed": args.seed, "intents_wanted": args.intents}
     print(render_local_summary(report))

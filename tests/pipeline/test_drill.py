@@ -252,3 +252,50 @@ def test_drill_when_a_candle_close_is_never_decided_then_exits_1_and_counts_it(
     assert report["candle_closes"] == 10 * 3
     assert report["undecided_candle_closes"] == 1
     assert code == 1
+
+
+def _execution_times(cloud: LocalCloud, machine: str) -> list[tuple[Any, Any]]:
+    """(startDate, stopDate) of each execution of ``machine`` (ListExecutions)."""
+    pages = cloud.sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=cloud.state_machines[machine]
+    )
+    return [(e["startDate"], e.get("stopDate")) for page in pages for e in page["executions"]]
+
+
+@pytest.mark.parametrize("across", [True, False], ids=["drill", "make-run"])
+def test_replay_when_orders_go_across_closes_then_a_close_is_decided_while_one_is_in_flight(
+    across: bool,
+) -> None:
+    """The drill lets the next candle close replay once the decisions are made, with orders
+    still retrying (as on AWS, where a close never waits for the last one's orders); make run
+    waits for every execution at each close. Every order here is hidden for a while after it
+    is placed, so its workflow retries (in flight) until the exchange shows it."""
+    from tests.pipeline.conftest import busy_config, replay
+    from tickstep.config import TradingConfig
+
+    seen: dict[str, list[tuple[Any, Any]]] = {}
+
+    def keep(cloud: LocalCloud) -> None:
+        seen["orders"] = _execution_times(cloud, "OrderStateMachine")
+        seen["decisions"] = _execution_times(cloud, "DecideStateMachine")
+
+    report = replay(
+        TradingConfig.model_validate(busy_config()),
+        40,
+        keep,
+        faults=FaultInjector({"not-found-after-accept": 1.0}, seed=2),
+        retry_time_scale=0.005,
+        orders_across_closes=across,
+    )
+
+    orders = report["orders"]
+    assert orders["intents"] > 0 and report["faults_injected"]["not-found-after-accept"] > 0
+    overlapped = [
+        (begin, end)
+        for begin, end in seen["orders"]
+        if any(begin < decided < end for decided, _ in seen["decisions"])
+    ]
+    assert bool(overlapped) is across
+    assert (orders["intents_with_multiple_exchange_orders"], orders["ledger_mismatches"]) == (0, 0)
+    assert report["non_terminal_executions"] == 0
+    assert report["undecided_candle_closes"] == 0

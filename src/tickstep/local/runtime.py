@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -121,6 +121,10 @@ class LocalRun:
     stop_after_intents: int | None = None
     """Stop replaying once the ledger holds this many order intents (the drill)."""
     retry_time_scale: float = 1.0
+    orders_across_closes: bool = False
+    """The next candle close replays once the decisions are made, with orders still in flight
+    (as on AWS, where a close does not wait for the last one's orders): the drill, whose
+    workflows retry. Off, each close waits for every execution (same fills on every run)."""
     attach: Attachment | None = None
     """Started once the stack is up, and given the report before the stack goes down."""
     _shown: int = dataclasses.field(default=0, init=False, repr=False)
@@ -181,10 +185,11 @@ class LocalRun:
                 cloud.invoke_scheduled("IngestFunction", _scheduled_event(now))
                 if self.faults is not None and self.faults.roll("malformed-event", str(now)):
                     _publish_malformed(cloud, self.faults, str(now))
-                settle(cloud)
+                settle(cloud, machines=DECISIONS if self.orders_across_closes else None)
                 progress.tick(replayed, now, cloud)
                 if self.stop_after_intents and self._enough_intents(cloud, started):
                     break
+            settle(cloud)  # the orders still in flight end before reconcile looks at them
             # Reconcile once the execute function's grace window has passed, as the
             # schedule would: orders left unknown are settled against the exchange. On AWS
             # that is after every send; here the order path's clock ran on while workflows
@@ -463,15 +468,29 @@ execution ended, a message was queued, a rule matched); the timer only catches w
 reports (a message whose visibility timeout ran out)."""
 
 
-def settle(cloud: LocalCloud, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
-    """Deliver events and queue messages until no execution is running (with a deadline)."""
+DECISIONS = ("DecideStateMachine",)
+
+
+def settle(
+    cloud: LocalCloud,
+    timeout_s: float = SETTLE_TIMEOUT_S,
+    *,
+    machines: Sequence[str] | None = None,
+) -> None:
+    """Deliver events and queue messages until no execution is running (with a deadline);
+    ``machines``: only these state machines' executions are waited for."""
     deadline = time.monotonic() + timeout_s
+    arns = [
+        arn
+        for logical_id, arn in cloud.state_machines.items()
+        if machines is None or logical_id in machines
+    ]
     while True:
         cloud.progress.clear()  # before looking: what happens from here on wakes the wait
         moved = cloud.deliver_pending(execution_name) + cloud.poll_sqs_sources()
         if moved:
             continue
-        running = moto_state.running_executions(cloud.state_machines.values())
+        running = moto_state.running_executions(arns)
         if not running and not cloud.pending:
             return
         if time.monotonic() > deadline:
