@@ -189,20 +189,7 @@ class LocalRun:
                 progress.tick(replayed, now, cloud)
                 if self.stop_after_intents and self._enough_intents(cloud, started):
                     break
-            settle(cloud)  # the orders still in flight end before reconcile looks at them
-            # Reconcile once the execute function's grace window has passed, as the
-            # schedule would: orders left unknown are settled against the exchange. On AWS
-            # that is after every send; here the order path's clock ran on while workflows
-            # retried (further on a busy machine), so count from the latest time it told,
-            # not from the last candle close, and go on while orders are still pending.
-            for _ in range(RECONCILE_RUNS):
-                order_clock.set(order_clock.latest_ms + RECONCILE_AFTER_MS)
-                result = cloud.invoke_scheduled(
-                    "ReconcileFunction", _scheduled_event(clock.now_ms())
-                )
-                settle(cloud)
-                if result is not None and not result.get("drift") and not result.get("pending"):
-                    break
+            _reconcile_at_end(cloud, order_clock, clock)
             if self.before_report is not None:
                 self.before_report(cloud)
                 settle(cloud)
@@ -260,6 +247,21 @@ class LocalRun:
         if not ordered:
             raise LocalRuntimeError("no candle closes to replay: fewer candles than the backfill")
         return ordered
+
+
+def _reconcile_at_end(cloud: LocalCloud, order_clock: TickClock, clock: SimClock) -> None:
+    """Once every execution has ended (the orders still in flight included), reconcile after
+    the execute function's grace window has passed, as the schedule would: orders left unknown
+    are settled against the exchange. On AWS that is after every send; here the order path's
+    clock ran on while workflows retried (further on a busy machine), so count from the latest
+    time it told, not from the last candle close, and go on while orders are still pending."""
+    settle(cloud)
+    for _ in range(RECONCILE_RUNS):
+        order_clock.set(order_clock.latest_ms + RECONCILE_AFTER_MS)
+        result = cloud.invoke_scheduled("ReconcileFunction", _scheduled_event(clock.now_ms()))
+        settle(cloud)
+        if result is not None and not result.get("drift") and not result.get("pending"):
+            break
 
 
 def replayed_closes(series: dict[Market, CandleArrays], ticks: list[int]) -> int:
