@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import math
 import numbers
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -117,22 +118,23 @@ def _outputs(n: int, lookback: int) -> tuple[FloatArray, FloatArray, FloatArray]
 
 def sma(close: npt.ArrayLike, period: int) -> FloatArray:
     """Simple moving average; the first ``period - 1`` values are NaN (TA_SMA)."""
-    x = _series("close", close)
-    p = _period("period", period)
-    out = _output(len(x), p - 1)
-    if len(x) >= p:
-        _KERNELS.tk_sma(_address(x), len(x), p, _address(out))
-    return out
+    return _average(_KERNELS.tk_sma, close, period)
 
 
 def ema(close: npt.ArrayLike, period: int) -> FloatArray:
     """Exponential moving average with ``k = 2 / (period + 1)``, seeded by the SMA of the
     first ``period`` values; the first ``period - 1`` values are NaN (TA_EMA)."""
+    return _average(_KERNELS.tk_ema, close, period)
+
+
+def _average(kernel: Callable[..., None], close: npt.ArrayLike, period: int) -> FloatArray:
+    """A moving average of ``close`` from ``kernel(x, n, period, out)``, which writes from
+    index ``period - 1`` on and needs ``n >= period`` (shorter input: all NaN)."""
     x = _series("close", close)
     p = _period("period", period)
     out = _output(len(x), p - 1)
     if len(x) >= p:
-        _KERNELS.tk_ema(_address(x), len(x), p, _address(out))
+        kernel(_address(x), len(x), p, _address(out))
     return out
 
 
