@@ -246,6 +246,11 @@ class Market(Model):
         """Stable text key, e.g. ``binance:ETH/BTC:5m`` (table keys, log fields)."""
         return f"{self.exchange}:{self.symbol}:{self.timeframe}"
 
+    @property
+    def label(self) -> str:
+        """How reports and charts name it, e.g. ``ETH/BTC 5m``."""
+        return f"{self.symbol} {self.timeframe}"
+
 
 class Candle(Model):
     """One OHLCV candle; ``timestamp`` is its open time, as in ccxt's ``fetch_ohlcv``."""

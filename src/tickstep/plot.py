@@ -188,7 +188,7 @@ def _title_lines(result: BacktestResult, title: str | None, left_out: list[Marke
         f"win rate {_percent(s['win_rate'])}  |  Sharpe {sharpe}",
     ]
     if left_out:
-        names = ", ".join(f"{m.symbol} {m.timeframe}" for m in left_out[:8])
+        names = ", ".join(m.label for m in left_out[:8])
         names += ", ..." if len(left_out) > 8 else ""
         lines.append(
             f"{len(result.markets) - len(left_out)} of {len(result.markets)} markets drawn; "

@@ -176,10 +176,6 @@ def candle_time(ms: int) -> CandleTime:
     return CandleTime(ms=ms, iso=iso_utc(ms))
 
 
-def market_name(market: Market) -> str:
-    return f"{market.symbol} {market.timeframe}"
-
-
 @dataclass(frozen=True)
 class Prepared:
     source: CandleSource
@@ -193,7 +189,7 @@ class Prepared:
         c = self.source.candles
         return FileWindow(
             file=self.source.name,
-            market=market_name(self.source.market),
+            market=self.source.market.label,
             candles=len(c),
             start=start,
             stop=stop,

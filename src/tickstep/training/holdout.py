@@ -18,7 +18,7 @@ from tickstep.strategies.ml import (
     MlParams,
     MlStrategy,
 )
-from tickstep.training.data import Prepared, TrainOptions, market_name, slice_candles
+from tickstep.training.data import Prepared, TrainOptions, slice_candles
 
 BACKTEST_RULE = (
     "each file's held-out candles, with the candles before them as indicator history only "
@@ -86,7 +86,7 @@ def _figures(result: BacktestResult) -> BacktestFigures:
         sharpe=s["sharpe"],
         exposure=s["exposure"],
         fees_paid=s["fees_paid"],
-        pnl_by_market={market_name(m.market): f"{m.pnl:f}" for m in result.markets},
+        pnl_by_market={m.market.label: f"{m.pnl:f}" for m in result.markets},
     )
 
 
